@@ -1,0 +1,159 @@
+"""Batches for training and evaluation.
+
+Two ways to feed a model:
+
+* ``DeviceBatches``: the whole (in-memory) image set lives on the training device as uint8 and
+  batches are gathered by index; augmentation then runs batched on the device. No worker processes,
+  no per-sample Python work. The order of every epoch is a pure function of (seed, epoch), so a
+  resumed run sees the same batches as an uninterrupted one.
+* ``worker_batches``: a torch DataLoader whose workers open images and, when asked, apply the PIL
+  reference augmentation per image. Needed for folder data sets too large for memory, and the
+  reference implementation for ``augment_on=cpu``.
+
+Both yield ``(images_uint8_NCHW, targets, indices)``; ``BatchPreparer`` turns that into the
+normalised float batch a model sees.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+
+def images_as_tensor(images: np.ndarray) -> torch.Tensor:
+    """N x H x W x C uint8 array to an N x C x H x W uint8 tensor (no copy of the pixels' values)."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
+
+
+class DeviceBatches:
+    """Shuffled (or ordered) batches gathered from image and target tensors held on a device.
+
+    ``rank``/``world_size`` shard every epoch's order so each process sees its own part.
+    """
+
+    def __init__(self, images: torch.Tensor, targets: torch.Tensor, indices: np.ndarray,
+                 batch_size: int, *, shuffle: bool, drop_last: bool, seed: int = 0,
+                 rank: int = 0, world_size: int = 1):
+        if len(indices) == 0:
+            raise ValueError("cannot build batches from an empty index set")
+        self.images = images
+        self.targets = targets
+        self.indices = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last and len(indices) // world_size >= batch_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+        self.start_batch = 0
+
+    def _order(self, epoch: int) -> torch.Tensor:
+        if not self.shuffle:
+            order = self.indices
+        else:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            order = self.indices[torch.randperm(len(self.indices), generator=generator)]
+        if self.world_size == 1:
+            return order
+        if not self.shuffle:
+            # evaluation: every image once, the remainder spread over the first processes
+            return torch.tensor_split(order, self.world_size)[self.rank]
+        # training: equal shares so every process runs the same number of steps
+        per_rank = len(order) // self.world_size
+        return order[self.rank * per_rank:(self.rank + 1) * per_rank]
+
+    def _share(self) -> int:
+        total = len(self.indices)
+        if self.world_size == 1:
+            return total
+        if not self.shuffle:
+            return len(range(total)[self.rank::self.world_size])  # tensor_split's share size
+        return total // self.world_size
+
+    def __len__(self) -> int:
+        count = self._share()
+        return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
+
+    def resume_at(self, epoch: int, batch: int) -> None:
+        """Make the next iteration start at ``batch`` of ``epoch`` (for exact resumption)."""
+        self.epoch, self.start_batch = epoch, batch
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        order = self._order(self.epoch).to(self.images.device)
+        start, self.start_batch = self.start_batch, 0
+        self.epoch += 1
+        for b in range(start, len(self)):
+            batch = order[b * self.batch_size:(b + 1) * self.batch_size]
+            yield self.images[batch], self.targets[batch], batch
+
+
+def cycle(batches) -> Iterator:
+    """Iterate over ``batches`` forever, starting a new epoch whenever one ends."""
+    while True:
+        yield from batches
+
+
+class _SourceImages(torch.utils.data.Dataset):
+    def __init__(self, source, indices: np.ndarray, pil_transform: Callable | None):
+        self.source = source
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.pil_transform = pil_transform
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        index = int(self.indices[i])
+        image = self.source.load_pil(index)
+        if self.pil_transform is not None:
+            image = self.pil_transform(image)
+        array = np.asarray(image, dtype=np.uint8)
+        if array.ndim == 2:
+            array = array[:, :, None]
+        return (torch.from_numpy(array.copy()).permute(2, 0, 1),
+                int(self.source.targets[index]), index)
+
+
+def worker_batches(source, indices: np.ndarray, batch_size: int, *, shuffle: bool,
+                   drop_last: bool, pil_transform: Callable | None, num_workers: int,
+                   seed: int = 0, pin_memory: bool = False):
+    """A DataLoader over ``source`` whose workers open (and optionally augment) each image."""
+    import ignite.distributed as idist
+
+    dataset = _SourceImages(source, indices, pil_transform)
+    generator = torch.Generator().manual_seed(seed)
+    return idist.auto_dataloader(
+        dataset, batch_size=batch_size * idist.get_world_size(), shuffle=shuffle,
+        drop_last=drop_last and len(dataset) >= batch_size, num_workers=num_workers,
+        pin_memory=pin_memory, generator=generator,
+        persistent_workers=num_workers > 0)
+
+
+class BatchPreparer:
+    """uint8 batch -> (optionally augmented) normalised float batch on the training device."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device,
+                 augment: Callable | None = None, seed: int = 0):
+        self.device = device
+        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0
+        self.inv_std = 1.0 / (torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0)
+        self.augment = augment
+        self.seed = seed
+
+    def generator_for(self, step: int) -> torch.Generator:
+        """Augmentation randomness of a step depends only on (seed, step): resumable."""
+        return torch.Generator(device=self.device).manual_seed(self.seed * 1_000_003 + step)
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        return (images.float() - self.mean) * self.inv_std
+
+    def __call__(self, images: torch.Tensor, step: int = 0, augment: Callable | None = None
+                 ) -> torch.Tensor:
+        images = images.to(self.device, non_blocking=True)
+        augment = augment if augment is not None else self.augment
+        if augment is not None:
+            images = augment(images, self.generator_for(step))
+        return self.normalise(images)

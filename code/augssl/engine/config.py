@@ -1,0 +1,68 @@
+"""The options every training entry shares; entries extend this dataclass with their own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from augssl.augment import AUTOAUGMENT_POLICY_NAMES, POLICY_NAMES
+from augssl.config import ConfigError, spec
+
+AMP_MODES = ("off", "auto", "bf16", "fp16")
+OPTIMIZERS = ("sgd", "adam")
+LR_SCHEDULES = ("cosine", "constant")
+DEVICES = ("auto", "cpu", "cuda")
+AUGMENT_ON = ("device", "cpu")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    dataset: str = spec("FashionMNIST", "data set name (CIFAR10, CIFAR100, SVHN, MNIST, "
+                        "FashionMNIST, ImageNet, custom)")
+    network: str = spec("smallcnn", "model name (see augssl.models.MODEL_NAMES)")
+    data_path: str = spec("", "where the data set lives; empty: input/<dataset> in the repository")
+    seed: int = spec(0, "seed of the split, the initial weights and the augmentation", min=0)
+    num_labelled_samples: int = spec(-1, "labelled training images, stratified; -1: all", min=-1)
+    num_validation_samples: int = spec(5000, "images held out of train for validation", min=0)
+    batch_size: int = spec(128, "labelled images per step, summed over all processes", min=1)
+    num_epochs: int = spec(10, "training epochs", min=1)
+    epoch_length: int = spec(0, "iterations per epoch; 0: one pass over the labelled set", min=0)
+    optimizer: str = spec("sgd", "optimiser", choices=OPTIMIZERS)
+    learning_rate: float = spec(0.05, "peak learning rate", min=0.0)
+    momentum: float = spec(0.9, "SGD momentum", min=0.0, max=1.0)
+    nesterov: bool = spec(True, "Nesterov momentum for SGD")
+    weight_decay: float = spec(5e-4, "L2 weight decay", min=0.0)
+    lr_schedule: str = spec("cosine", "per-iteration learning-rate schedule", choices=LR_SCHEDULES)
+    num_warmup_steps: int = spec(0, "linear warm-up iterations", min=0)
+    min_lr_ratio: float = spec(0.004, "final lr of the cosine schedule, as a fraction of the peak",
+                               min=0.0, max=1.0)
+    label_smoothing: float = spec(0.0, "label smoothing of the supervised loss", min=0.0, max=1.0)
+    ema_decay: float = spec(0.0, "parameter EMA decay; 0 disables it (evaluation then uses the "
+                            "raw weights)", min=0.0, max=1.0)
+    amp: str = spec("off", "mixed precision: auto = fp16 on CUDA, bf16 on CPU", choices=AMP_MODES)
+    policy: str = spec("cutout", "augmentation of the labelled images", choices=POLICY_NAMES)
+    augment_on: str = spec("device", "where augmentation runs: batched on the training device, or "
+                           "PIL per image in DataLoader workers", choices=AUGMENT_ON)
+    autoaugment_policy: str = spec("", "AutoAugment sub-policy set; empty: chosen from the data "
+                                   "set", choices=("",) + AUTOAUGMENT_POLICY_NAMES)
+    randaugment_num_ops: int = spec(2, "RandAugment: operations per image", min=0)
+    randaugment_magnitude: int = spec(9, "RandAugment: magnitude", min=0, max=30)
+    cutout_size: int = spec(16, "Cutout square side in pixels; 0 disables Cutout", min=0)
+    num_workers: int = spec(2, "DataLoader workers (augment_on=cpu and folder data sets)", min=0)
+    eval_every: int = spec(1, "evaluate every this many epochs", min=1)
+    log_every: int = spec(10, "log batch losses every this many iterations", min=1)
+    checkpoint_every: int = spec(1000, "save a checkpoint every this many iterations", min=1)
+    resume: str = spec("", "checkpoint path or MLflow run id to resume from")
+    device: str = spec("auto", "training device", choices=DEVICES)
+    backend: str = spec("", "distributed backend (nccl, gloo); empty: a single process")
+    nproc_per_node: int = spec(1, "processes to spawn on this machine (with backend)", min=1)
+    deterministic: bool = spec(False, "use deterministic cuDNN kernels (slower)")
+
+    def validate(self) -> None:
+        if self.nproc_per_node > 1 and not self.backend:
+            raise ConfigError(f"nproc_per_node={self.nproc_per_node} needs a distributed backend: "
+                              "add backend=gloo (CPU) or backend=nccl (GPUs).")
+        if self.backend and self.backend not in ("nccl", "gloo"):
+            raise ConfigError(f"backend={self.backend!r} is not allowed: expected nccl or gloo.")
+        if self.num_labelled_samples == 0:
+            raise ConfigError("num_labelled_samples=0 leaves nothing to learn from: "
+                              "expected -1 (all) or a positive number.")

@@ -1,0 +1,80 @@
+"""What every entry script does around its training function: read the command line, check
+everything it can before any compute, launch one or several processes, and end the MLflow run
+truthfully (FINISHED or FAILED)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable
+
+from augssl.config import ConfigError, describe_params, parse_params
+
+
+def build_parser(entry: str, config_cls: type) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{entry}.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=f"augssl '{entry}' entry.",
+        epilog="params: \"key=value;key=value\". Parameters:\n" + describe_params(config_cls))
+    parser.add_argument("dataset", help="data set name, e.g. FashionMNIST or CIFAR10")
+    parser.add_argument("network", help="model name, e.g. smallcnn, wideresnet, fastresnet")
+    parser.add_argument("--params", default="", help='"key=value;key=value" (see below)')
+    return parser
+
+
+def parse_command_line(entry: str, config_cls: type, argv: list[str] | None = None):
+    args = build_parser(entry, config_cls).parse_args(argv)
+    return parse_params(args.params, config_cls, dataset=args.dataset, network=args.network)
+
+
+def preflight(config) -> None:
+    """Fail on every input error that can be found without training: names, data, resume."""
+    from augssl.data.sources import load_dataset
+    from augssl.models import check_model_name
+
+    check_model_name(config.network)
+    load_dataset(config.dataset, config.data_path or None)
+    if config.resume:
+        from augssl.engine.checkpoint import resolve_resume
+
+        resolve_resume(config.resume)
+
+
+def _explain_on_launcher_run(message: str) -> None:
+    """`mlflow run` has already opened a run: say on it why nothing ran (it ends FAILED)."""
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if run_id:
+        import mlflow
+
+        mlflow.tracking.MlflowClient().set_tag(run_id, "mlflow.note.content", message)
+
+
+def launch(entry: str, config_cls: type, training: Callable, argv: list[str] | None = None,
+           extra_checks: Callable | None = None) -> None:
+    """Parse, check, then run ``training(local_rank, config)`` in one or several processes."""
+    try:
+        config = parse_command_line(entry, config_cls, argv)
+        preflight(config)
+        if extra_checks is not None:
+            extra_checks(config)
+    except (ConfigError, FileNotFoundError, ValueError) as error:
+        print(f"{entry}: error: {error}", file=sys.stderr)
+        _explain_on_launcher_run(f"Not started: {error}")
+        raise SystemExit(2) from None
+    import ignite.distributed as idist
+
+    from augssl.engine.trainer import NonFiniteLossError
+
+    try:
+        if config.backend:
+            # nproc_per_node=1 with a backend: the processes were started by torchrun
+            spawn = config.nproc_per_node if config.nproc_per_node > 1 else None
+            with idist.Parallel(backend=config.backend, nproc_per_node=spawn) as parallel:
+                parallel.run(training, config)
+        else:
+            training(0, config)
+    except (NonFiniteLossError, ConfigError, FileNotFoundError) as error:
+        # expected failures: the run is already marked FAILED; a traceback would only hide this
+        print(f"{entry}: run failed: {error}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -1,0 +1,140 @@
+"""One process's view of a training run: device, seeds, data, splits, batches, model, optimiser,
+MLflow tracking. Entry scripts open a session, write their step function, and run."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import ignite.distributed as idist
+import numpy as np
+import torch
+
+from augssl.augment import AugmentSpec, build_batch_transform, build_pil_transform
+from augssl.data.loaders import BatchPreparer, DeviceBatches, images_as_tensor, worker_batches
+from augssl.data.sources import load_dataset
+from augssl.data.splits import make_splits
+from augssl.engine.amp import Precision
+from augssl.engine.tracking import RunTracker
+
+
+def select_device(choice: str) -> torch.device:
+    if choice == "cpu":
+        return torch.device("cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device=cuda but no CUDA device is visible: use device=cpu or auto.")
+    return idist.device()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def default_autoaugment_policy(dataset: str) -> str:
+    name = dataset.lower()
+    if name.startswith("svhn"):
+        return "svhn"
+    if name.startswith("imagenet"):
+        return "imagenet"
+    return "cifar10"
+
+
+@dataclass
+class Session:
+    entry: str
+    config: object
+    device: torch.device
+    rank: int
+    world_size: int
+    bundle: object
+    splits: object
+    tracker: RunTracker
+    precision: Precision
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.bundle.classes)
+
+    def augment_spec(self, cutout_size: int | None = None) -> AugmentSpec:
+        c = self.config
+        return AugmentSpec(
+            image_size=self.bundle.image_size, channels=self.bundle.channels,
+            flip=self.bundle.flip,
+            autoaugment_policy=c.autoaugment_policy or default_autoaugment_policy(c.dataset),
+            randaugment_num_ops=c.randaugment_num_ops,
+            randaugment_magnitude=c.randaugment_magnitude,
+            cutout_size=c.cutout_size if cutout_size is None else cutout_size)
+
+    def preparer(self, augment=None) -> BatchPreparer:
+        return BatchPreparer(self.bundle.mean, self.bundle.std, self.device, augment,
+                             seed=self.config.seed)
+
+    def _device_images(self, source):
+        cache = self.__dict__.setdefault("_on_device", {})
+        if id(source) not in cache:
+            cache[id(source)] = (images_as_tensor(source.images).to(self.device),
+                                 torch.as_tensor(source.targets).to(self.device))
+        return cache[id(source)]
+
+    def batches(self, source, indices, batch_size: int, *, train: bool, policy: str = "none"):
+        """(batches of uint8 images, batched device augmentation or None) for ``indices``.
+
+        With ``augment_on=device`` and an in-memory source the images stay on the device;
+        otherwise DataLoader workers open them, applying the PIL policy when ``augment_on=cpu``.
+        """
+        c = self.config
+        spec = self.augment_spec()
+        per_process = max(1, batch_size // self.world_size)
+        if source.in_memory and (c.augment_on == "device" or not train):
+            images, targets = self._device_images(source)
+            batches = DeviceBatches(images, targets, indices, per_process, shuffle=train,
+                                    drop_last=train, seed=c.seed, rank=self.rank,
+                                    world_size=self.world_size)
+            return batches, build_batch_transform(policy, spec) if train else None
+        on_workers = train and c.augment_on == "cpu"
+        batches = worker_batches(source, indices, per_process, shuffle=train, drop_last=train,
+                                 pil_transform=build_pil_transform(policy, spec)
+                                 if on_workers else None,
+                                 num_workers=c.num_workers, seed=c.seed,
+                                 pin_memory=self.device.type == "cuda")
+        needs_device_augment = train and not on_workers
+        return batches, build_batch_transform(policy, spec) if needs_device_augment else None
+
+    def eval_splits(self, batch_size: int) -> dict:
+        splits = {}
+        if len(self.splits.validation):
+            splits["validation"] = self.batches(self.bundle.train, self.splits.validation,
+                                                batch_size, train=False)[0]
+        test_indices = np.arange(len(self.bundle.test))
+        splits["test"] = self.batches(self.bundle.test, test_indices, batch_size, train=False)[0]
+        return splits
+
+
+def open_session(entry: str, config) -> Session:
+    rank, world_size = idist.get_rank(), idist.get_world_size()
+    device = select_device(config.device)
+    seed_everything(config.seed + rank)
+    if config.deterministic:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    bundle = load_dataset(config.dataset, config.data_path or None)
+    num_labelled = None if config.num_labelled_samples < 0 else config.num_labelled_samples
+    splits = make_splits(np.asarray(bundle.train.targets), num_labelled,
+                         config.num_validation_samples, config.seed, len(bundle.classes))
+    tracker = RunTracker(enabled=rank == 0)
+    return Session(entry, config, device, rank, world_size, bundle, splits, tracker,
+                   Precision(config.amp, device))
+
+
+def run_tracked(session: Session, continue_run_id: str | None, body) -> None:
+    """Start the MLflow run, call ``body()``, end the run FINISHED or FAILED."""
+    session.tracker.start(session.entry, session.config, continue_run_id)
+    try:
+        body()
+    except BaseException:
+        session.tracker.finish("FAILED")
+        raise
+    session.tracker.finish("FINISHED")

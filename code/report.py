@@ -1,0 +1,93 @@
+"""Summarise the MLflow runs of an experiment into a results table, CSV and bar plot.
+
+Example:
+    python code/report.py --experiment ssl-fashionmnist --group-by policy,num_labelled_samples \
+        --metric test/accuracy --summary best_validation --filter "entry=train;dataset=FashionMNIST"
+
+Empty strings for --group-by, --filter, --tracking-uri, --output-dir and --title mean
+"not set", so the MLproject entry can pass every option unconditionally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from pathlib import Path
+
+from augssl.engine.report import (
+    SUMMARY_MODES,
+    ReportError,
+    build_report,
+    format_markdown_table,
+    write_report,
+)
+
+
+def evaluation_count(text: str) -> int:
+    """A positive whole number; "5.0" is accepted because MLproject float params arrive that way."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value.is_integer() or value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number of evaluations, got {text!r}")
+    return int(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment", required=True, help="MLflow experiment name or id")
+    parser.add_argument("--tracking-uri", default="", help="MLflow tracking URI (default: MLflow's default)")
+    parser.add_argument("--group-by", default="", help="comma-separated param keys, e.g. policy,num_labelled_samples")
+    parser.add_argument("--metric", default="test/accuracy", help="metric name, e.g. test/accuracy")
+    parser.add_argument("--summary", default="final", choices=SUMMARY_MODES,
+                        help="how one run's metric history becomes one number")
+    parser.add_argument("--k", type=evaluation_count, default=5, help="number of last evaluations for median_last_k")
+    parser.add_argument("--filter", default="", help="param equality clauses, e.g. 'entry=train;dataset=FashionMNIST'")
+    parser.add_argument("--include-unfinished", action="store_true", help="also use runs that are not FINISHED")
+    parser.add_argument("--output-dir", default="", help="where to write report.{md,csv,png} "
+                        "(default: ./reports/<experiment name>)")
+    parser.add_argument("--title", default="", help="title of the Markdown document and plot")
+    parser.add_argument("--percent", action=argparse.BooleanOptionalAction, default=None,
+                        help="show values in percent (default: on for accuracy/precision/recall/f1 in [0, 1])")
+    parser.add_argument("--wall-time", action=argparse.BooleanOptionalAction, default=True,
+                        help="add the mean wall_time_s column when runs log it")
+    return parser
+
+
+def default_output_dir(experiment_name: str) -> Path:
+    # Experiment names may hold path separators or spaces; keep the folder name portable.
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment_name).strip("._") or "experiment"
+    return Path("reports") / safe
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        report = build_report(
+            args.experiment,
+            tracking_uri=args.tracking_uri or None,
+            metric=args.metric,
+            summary=args.summary,
+            k=args.k,
+            group_by=args.group_by,
+            filters=args.filter,
+            include_unfinished=args.include_unfinished,
+        )
+    except ReportError as error:
+        print(f"report: error: {error}", file=sys.stderr)
+        return 2
+    for run_id, reason in report.skipped:
+        print(f"report: warning: skipped run {run_id}: {reason}", file=sys.stderr)
+    output_dir = Path(args.output_dir) if args.output_dir else default_output_dir(report.experiment_name)
+    title = args.title or None
+    files = write_report(report, output_dir, title=title, percent=args.percent, wall_time=args.wall_time)
+    print(format_markdown_table(report, percent=args.percent, wall_time=args.wall_time))
+    print(f"report: wrote {files.markdown}, {files.csv}, {files.png}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Shared pieces of the end-to-end tests."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+
+needs_fashion_mnist = pytest.mark.skipif(
+    not FASHION.exists() and not (ROOT / "input" / "FashionMNIST").exists(),
+    reason="Fashion-MNIST is not installed (make data)")
+
+TINY = {"num_labelled_samples": 600, "num_validation_samples": 300, "batch_size": 64,
+        "num_epochs": 2, "log_every": 2, "checkpoint_every": 5, "num_workers": 0,
+        "cutout_size": 8}
+
+
+def tiny(**overrides) -> str:
+    """A params string for a run of a few seconds on Fashion-MNIST, with ``overrides``."""
+    return ";".join(f"{key}={value}" for key, value in {**TINY, **overrides}.items())
+
+
+def run_script(env, *args, check=True):
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n"
+                             f"{result.stderr[-4000:]}")
+    return result
+
+
+def all_runs():
+    experiments = mlflow.search_experiments()
+    return mlflow.search_runs([e.experiment_id for e in experiments], output_format="list")

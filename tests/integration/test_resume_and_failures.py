@@ -1,0 +1,88 @@
+"""Crash, resume and non-finite losses, driven in-process on a few Fashion-MNIST steps."""
+
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+from ignite.engine import Events
+
+import train
+from augssl.config import parse_params
+from augssl.engine.trainer import NonFiniteLossError, TrainingLoop
+
+from .helpers import all_runs, needs_fashion_mnist, tiny
+
+pytestmark = [needs_fashion_mnist, pytest.mark.slow]
+
+BASE = {"num_epochs": 3, "policy": "autoaugment", "ema_decay": 0.9, "checkpoint_every": 4}
+
+
+class SimulatedCrash(RuntimeError):
+    pass
+
+
+def _config(**overrides):
+    return parse_params(tiny(**{**BASE, **overrides}), train.TrainConfig, dataset="FashionMNIST",
+                        network="smallcnn")
+
+
+def _final_weights(run) -> dict:
+    folder = Path(run.info.artifact_uri.removeprefix("file://"))
+    return torch.load(folder / "final_model.pt", weights_only=True)["model"]
+
+
+def _crash_at(monkeypatch, iteration):
+    attach = TrainingLoop.attach
+
+    def attach_and_crash(loop):
+        attach(loop)
+
+        @loop.trainer.on(Events.ITERATION_COMPLETED(once=iteration))
+        def crash(engine):
+            raise SimulatedCrash(f"simulated crash at iteration {iteration}")
+
+    monkeypatch.setattr(TrainingLoop, "attach", attach_and_crash)
+
+
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tracking, monkeypatch):
+    train.training(0, _config())
+    (reference,) = all_runs()
+
+    with monkeypatch.context() as patch:
+        _crash_at(patch, 14)  # mid-epoch (9 iterations per epoch), checkpoint at 12
+        with pytest.raises(SimulatedCrash):
+            train.training(0, _config())
+    crashed = next(r for r in all_runs() if r.info.run_id != reference.info.run_id)
+    assert mlflow.get_run(crashed.info.run_id).info.status == "FAILED"
+
+    train.training(0, _config(resume=crashed.info.run_id))
+    resumed = mlflow.get_run(crashed.info.run_id)
+    assert resumed.info.status == "FINISHED"
+    assert len(all_runs()) == 2  # the same run went on, no new one
+    expected, got = _final_weights(reference), _final_weights(resumed)
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=1e-6, msg=name)
+    history = mlflow.MlflowClient().get_metric_history(crashed.info.run_id, "test/accuracy")
+    assert [m.step for m in history][-1] == 27
+
+
+def test_resume_with_other_params_is_refused_before_training(tracking, monkeypatch):
+    with monkeypatch.context() as patch:
+        _crash_at(patch, 6)
+        with pytest.raises(SimulatedCrash):
+            train.training(0, _config())
+    (run,) = all_runs()
+    with pytest.raises(ValueError, match="learning_rate: run has '0.05', now '0.1'"):
+        train.training(0, _config(learning_rate=0.1, resume=run.info.run_id))
+
+
+def test_a_nan_loss_fails_the_run_and_keeps_the_last_good_checkpoint(tracking):
+    with pytest.raises(NonFiniteLossError, match="NaN or infinite"):
+        train.training(0, _config(learning_rate=1e30, policy="none", ema_decay=0))
+    (run,) = all_runs()
+    assert run.info.status == "FAILED"
+    folder = Path(run.info.artifact_uri.removeprefix("file://")) / "checkpoints"
+    for path in folder.glob("checkpoint_*.pt"):
+        state = torch.load(path, weights_only=True)["model"]
+        assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())

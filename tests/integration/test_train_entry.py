@@ -1,0 +1,86 @@
+"""End to end: the `train` entry through `mlflow run` and directly, on real Fashion-MNIST."""
+
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from .helpers import ROOT, all_runs, needs_fashion_mnist, run_script, tiny
+
+pytestmark = [needs_fashion_mnist, pytest.mark.slow]
+
+
+def _artifact_dir(run) -> Path:
+    return Path(run.info.artifact_uri.removeprefix("file://"))
+
+
+@pytest.mark.parametrize("project", [".", "experiments"])
+def test_mlflow_run_of_train_logs_params_metrics_artifacts_and_tensorboard(tracking, project):
+    params = tiny(policy="autoaugment", learning_rate=0.05, seed=3)
+    run_script(tracking, "-m", "mlflow", "run", str(ROOT / project), "-e", "train",
+               "--env-manager", "local", "--experiment-name", "e2e",
+               "-P", "dataset=FashionMNIST", "-P", "network=smallcnn", "-P", f"params={params}")
+    (run,) = all_runs()
+    assert run.info.status == "FINISHED"
+    logged = run.data.params
+    for piece in params.split(";"):  # every key of the multi-key string arrived
+        key, value = piece.split("=")
+        assert logged[key] == value, key
+    assert logged["entry"] == "train" and logged["network"] == "smallcnn"
+    metrics = run.data.metrics
+    for name in ("test/accuracy", "validation/accuracy", "test/f1_macro", "test/precision_macro",
+                 "test/recall_macro", "train/loss", "train/lr", "wall_time_s",
+                 "test/class_accuracy/Sneaker"):
+        assert name in metrics, name
+    assert metrics["test/accuracy"] > 0.3  # 18 steps on 600 labels: well above chance (0.1)
+    folder = _artifact_dir(run)
+    for name in ("config.json", "best_model.pt", "final_model.pt", "confusion_matrix.png",
+                 "augmented_samples.png", "summary.json"):
+        assert (folder / name).is_file(), name
+    assert list((folder / "checkpoints").glob("checkpoint_*.pt"))
+    events = EventAccumulator(str(folder / "tensorboard"))
+    events.Reload()
+    assert "test/accuracy" in events.Tags()["scalars"]
+    assert len(events.Scalars("test/accuracy")) == 2  # one per epoch
+    model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
+    assert model(torch.zeros(5, 1, 28, 28)).shape == (5, 10)
+
+
+def test_bad_params_stop_before_any_run_is_made(tracking):
+    result = run_script(tracking, "code/train.py", "FashionMNIST", "smallcnn",
+                        "--params", "learning_rte=0.1", check=False)
+    assert result.returncode == 2
+    assert "unknown parameter 'learning_rte'" in result.stderr
+    assert "'learning_rate'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert all_runs() == []
+    result = run_script(tracking, "code/train.py", "FashionMNIST", "wideresnet28_2",
+                        "--params", "", check=False)
+    assert result.returncode == 2 and "wideresnet28-2" in result.stderr
+
+
+def test_missing_data_names_the_searched_path(tracking, tmp_path):
+    result = run_script(tracking, "code/train.py", "CIFAR10", "smallcnn",
+                        "--params", f"data_path={tmp_path}/nowhere", check=False)
+    assert result.returncode == 2
+    assert f"{tmp_path}/nowhere" in result.stderr
+    assert all_runs() == []
+
+
+def test_augmentation_in_pil_workers_trains_too(tracking):
+    run_script(tracking, "code/train.py", "FashionMNIST", "smallcnn", "--params",
+               tiny(augment_on="cpu", policy="randaugment"))
+    (run,) = all_runs()
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["test/accuracy"] > 0.3
+
+
+def test_two_processes_with_gloo_on_the_cpu(tracking):
+    run_script(tracking, "code/train.py", "FashionMNIST", "smallcnn", "--params",
+               tiny(backend="gloo", nproc_per_node=2))
+    (run,) = all_runs()
+    assert run.info.status == "FINISHED"
+    assert run.data.params["nproc_per_node"] == "2"
+    assert run.data.metrics["test/accuracy"] > 0.3

@@ -1,0 +1,235 @@
+"""Policies and the pipeline factory: per-image randomness, determinism, shapes, errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from augssl.augment import (
+    AUTOAUGMENT_POLICY_NAMES,
+    IDENTITY_ID,
+    OP_NAMES,
+    POLICY_NAMES,
+    AugmentSpec,
+    BatchAutoAugment,
+    BatchRandAugment,
+    BatchTrivialAugment,
+    PILAutoAugment,
+    apply_pil_op,
+    build_batch_transform,
+    build_pil_transform,
+    op_id,
+    op_spec,
+)
+from augssl.augment.autoaugment_policies import AUTOAUGMENT_POLICIES
+
+from .test_augment_ops import digit_images, from_pil, smooth_images, to_pil
+
+ROOT = Path(__file__).resolve().parents[2]
+SHAPES = ((3, 32), (1, 28))
+
+
+def seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("name", AUTOAUGMENT_POLICY_NAMES)
+def test_published_policy_tables_are_well_formed(name):
+    policy = AUTOAUGMENT_POLICIES[name]
+    assert len(policy) == 25
+    for sub_policy in policy:
+        assert len(sub_policy) == 2
+        for op, probability, level in sub_policy:
+            assert op in OP_NAMES and 0.0 <= probability <= 1.0 and 0 <= level <= 9
+            assert op_spec(op).has_magnitude or level == 0
+
+
+def test_batched_autoaugment_draws_different_sub_policies_per_image():
+    augment = BatchAutoAugment("cifar10")
+    plan = augment.plan(4096, seeded(0))
+    counts = torch.bincount(plan.sub_policies, minlength=25)
+    assert (counts > 0).all(), "every sub-policy is used in a large batch"
+    assert counts.min() > 4096 / 25 * 0.7, "sub-policies are drawn uniformly"
+    table_ops = torch.tensor([[op_id(step[0]) for step in sub] for sub in AUTOAUGMENT_POLICIES["cifar10"]])
+    table_probabilities = torch.tensor([[step[1] for step in sub] for sub in AUTOAUGMENT_POLICIES["cifar10"]])
+    expected_ops = table_ops[plan.sub_policies]
+    fired = plan.op_ids != IDENTITY_ID
+    assert torch.equal(plan.op_ids[fired], expected_ops[fired])
+    expected_rate = table_probabilities[plan.sub_policies].mean().item()
+    assert fired.float().mean().item() == pytest.approx(expected_rate, abs=0.02)
+
+
+def test_batched_autoaugment_applies_each_images_plan_like_pil():
+    images = torch.cat([smooth_images(24, 3, 32, 20), digit_images(8, 3, 32)])
+    augment = BatchAutoAugment("svhn")
+    plan = augment.plan(len(images), seeded(1))
+    batched = augment(images, seeded(1))
+    for index, image in enumerate(images):
+        pil_image = to_pil(image)
+        for step in range(2):
+            op, argument = int(plan.op_ids[index, step]), float(plan.arguments[index, step])
+            pil_image = apply_pil_op(pil_image, op, argument)
+        assert torch.equal(batched[index], from_pil(pil_image)), f"image {index} differs from its PIL replay"
+
+
+@pytest.mark.parametrize(
+    "transform", [BatchAutoAugment("cifar10"), BatchRandAugment(2, 9), BatchTrivialAugment()]
+)
+def test_identical_images_in_one_batch_are_augmented_differently(transform):
+    batch = smooth_images(1, 3, 32, 21).expand(64, -1, -1, -1).contiguous()
+    result = transform(batch, seeded(2))
+    distinct = {bytes(image.numpy()) for image in result}
+    assert len(distinct) >= 20
+
+
+def test_randaugment_uses_its_magnitude_on_the_0_to_30_scale():
+    plan = BatchRandAugment(num_ops=3, magnitude=15).plan(2048, seeded(3))
+    assert plan.op_ids.shape == (2048, 3)
+    assert set(plan.op_ids.unique().tolist()) == {op_id(name) for name in OP_NAMES if name != "Invert"}
+    rotations = plan.arguments[plan.op_ids == op_id("Rotate")]
+    assert set(rotations.abs().tolist()) == {15.0} and (rotations > 0).any() and (rotations < 0).any()
+    assert set(plan.arguments[plan.op_ids == op_id("Posterize")].tolist()) == {6.0}
+
+
+def test_trivialaugment_draws_one_op_at_a_uniform_level():
+    plan = BatchTrivialAugment().plan(4096, seeded(4))
+    assert plan.op_ids.shape == (4096, 1)
+    shears = plan.arguments[plan.op_ids == op_id("ShearX")].abs()
+    levels = torch.round(shears / 0.3 * 30).unique()
+    assert len(levels) == 31, "all 31 levels 0..30 occur"
+
+
+@pytest.mark.parametrize("policy", POLICY_NAMES)
+@pytest.mark.parametrize("channels,size", SHAPES)
+def test_batch_pipelines_keep_dtype_shape_and_are_deterministic(policy, channels, size):
+    spec = AugmentSpec(image_size=size, channels=channels)
+    transform = build_batch_transform(policy, spec)
+    images = smooth_images(16, channels, size, 22)
+    first = transform(images, seeded(5))
+    assert first.dtype == torch.uint8 and first.shape == images.shape
+    assert torch.equal(first, transform(images, seeded(5)))
+    if policy != "none":
+        assert not torch.equal(first, transform(images, seeded(6))), "another seed gives other draws"
+
+
+@pytest.mark.parametrize("policy", POLICY_NAMES)
+@pytest.mark.parametrize("channels,size", SHAPES)
+def test_pil_pipelines_keep_mode_and_size_and_are_deterministic(policy, channels, size):
+    spec = AugmentSpec(image_size=size, channels=channels)
+    images = [to_pil(image) for image in smooth_images(8, channels, size, 23)]
+
+    def run(seed: int) -> list[np.ndarray]:
+        transform = build_pil_transform(policy, spec, random.Random(seed))
+        outputs = [transform(image) for image in images]
+        assert all(image.mode == spec.pil_mode and image.size == (size, size) for image in outputs)
+        return [np.asarray(image) for image in outputs]
+
+    first = run(7)
+    assert all(np.array_equal(a, b) for a, b in zip(first, run(7)))
+    if policy != "none":
+        assert not all(np.array_equal(a, b) for a, b in zip(first, run(8))), "another seed gives other draws"
+
+
+def test_pil_autoaugment_varies_between_calls_and_uses_the_global_random_by_default():
+    image = to_pil(smooth_images(1, 3, 32, 24)[0])
+    augment = PILAutoAugment("cifar10", random.Random(8))
+    outputs = {np.asarray(augment(image)).tobytes() for _ in range(60)}
+    assert len(outputs) >= 15
+    default = PILAutoAugment("imagenet")
+    random.seed(9)
+    first = [np.asarray(default(image)) for _ in range(10)]
+    random.seed(9)
+    second = [np.asarray(default(image)) for _ in range(10)]
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+
+
+def test_none_and_degenerate_weak_pipelines_are_identity():
+    images = smooth_images(8, 3, 32, 25)
+    assert torch.equal(build_batch_transform("none", AugmentSpec(32, 3))(images, seeded(0)), images)
+    still = AugmentSpec(32, 3, flip=False, pad=0, cutout_size=0, randaugment_num_ops=0)
+    for policy in ("weak", "cutout", "randaugment"):
+        assert torch.equal(build_batch_transform(policy, still)(images, seeded(0)), images), policy
+        pil = build_pil_transform(policy, still, random.Random(0))
+        assert np.array_equal(np.asarray(pil(to_pil(images[0]))), images[0].permute(1, 2, 0).numpy())
+
+
+def test_flip_only_weak_mirrors_about_half_the_images():
+    images = smooth_images(64, 3, 32, 26)
+    result = build_batch_transform("weak", AugmentSpec(32, 3, pad=0))(images, seeded(10))
+    mirrored = (result == images.flip(-1)).flatten(1).all(dim=1)
+    unchanged = (result == images).flatten(1).all(dim=1)
+    assert bool((mirrored ^ unchanged).all())
+    assert 16 <= int(mirrored.sum()) <= 48
+
+
+@pytest.mark.parametrize("channels", (1, 3))
+def test_cutout_pipeline_paints_one_grey_square(channels):
+    images = smooth_images(32, channels, 28, 27) // 2
+    spec = AugmentSpec(28, channels, flip=False, pad=0, cutout_size=10)
+    result = build_batch_transform("cutout", spec)(images, seeded(11))
+    grey = (result == 128).all(dim=1).sum(dim=(1, 2))
+    assert bool(((grey >= 25) & (grey <= 100)).all()), "a 10x10 square, clipped to at least 5x5"
+    assert torch.equal(result[result != 128], images[result != 128])
+
+
+def test_unknown_names_raise_value_errors_listing_valid_names():
+    spec = AugmentSpec(32, 3)
+    with pytest.raises(ValueError, match="unknown augmentation policy 'autoaug'.*randaugment"):
+        build_batch_transform("autoaug", spec)
+    with pytest.raises(ValueError, match="unknown augmentation policy 'strong'.*trivialaugment"):
+        build_pil_transform("strong", spec)
+    with pytest.raises(ValueError, match="unknown AutoAugment policy 'cifar100'.*cifar10, svhn, imagenet"):
+        AugmentSpec(32, 3, autoaugment_policy="cifar100")
+    with pytest.raises(ValueError, match="unknown AutoAugment policy 'mnist'"):
+        BatchAutoAugment("mnist")
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"channels": 4}, "channels must be 1"),
+        ({"randaugment_magnitude": 31}, r"0\.\.30"),
+        ({"pad": 32}, "pad must lie in"),
+        ({"cutout_size": -1}, "cutout_size must be >= 0"),
+    ],
+)
+def test_invalid_specs_are_rejected(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        AugmentSpec(**{"image_size": 32, "channels": 3, **overrides})
+
+
+def test_pipelines_reject_images_that_do_not_match_the_spec():
+    spec = AugmentSpec(32, 3)
+    with pytest.raises(ValueError, match=r"expects batches of shape \(B, 3, 32, 32\)"):
+        build_batch_transform("weak", spec)(torch.zeros(2, 1, 28, 28, dtype=torch.uint8), None)
+    with pytest.raises(ValueError, match="expects RGB images of 32x32 pixels, got L 28x28"):
+        build_pil_transform("weak", spec)(Image.new("L", (28, 28)))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_batches_give_the_cpu_result():
+    images = smooth_images(64, 3, 32, 28)
+    transform = build_batch_transform("autoaugment", AugmentSpec(32, 3))
+    on_cpu = transform(images, seeded(12))
+    on_gpu = transform(images.cuda(), seeded(12))
+    assert on_gpu.device.type == "cuda"
+    assert torch.equal(on_gpu.cpu(), on_cpu)
+
+
+def test_benchmark_runs_with_tiny_sizes():
+    path = ROOT / "bench" / "bench_autoaugment.py"
+    spec = importlib.util.spec_from_file_location("bench_autoaugment", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.run(num_images=8, batch_size=4, rounds=1)
+    for key in ("torchvision_pil_images_per_s", "batched_images_per_s", "augssl_pil_images_per_s"):
+        assert result[key] > 0
+    assert result["ratio_batched_over_torchvision"] == pytest.approx(
+        result["batched_images_per_s"] / result["torchvision_pil_images_per_s"]
+    )

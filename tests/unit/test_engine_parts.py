@@ -1,0 +1,113 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from augssl.config import ConfigError
+from augssl.data.loaders import BatchPreparer, DeviceBatches
+from augssl.engine import checkpoint as ckpt
+from augssl.engine.ema import ParameterEMA
+from augssl.engine.metrics import confusion_matrix, summarise
+from augssl.engine.optim import lr_factor
+
+
+def test_metrics_from_confusion_matrix():
+    targets = torch.tensor([0, 0, 1, 1, 2, 2])
+    predictions = torch.tensor([0, 1, 1, 1, 0, 2])
+    matrix = confusion_matrix(predictions, targets, 3)
+    assert matrix.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    summary = summarise(matrix)
+    assert summary["accuracy"] == pytest.approx(4 / 6)
+    assert summary["per_class_accuracy"] == pytest.approx([0.5, 1.0, 0.5])
+    precision = [1 / 2, 2 / 3, 1.0]
+    recall = [0.5, 1.0, 0.5]
+    f1 = [2 * p * r / (p + r) for p, r in zip(precision, recall)]
+    assert summary["precision_macro"] == pytest.approx(np.mean(precision))
+    assert summary["recall_macro"] == pytest.approx(np.mean(recall))
+    assert summary["f1_macro"] == pytest.approx(np.mean(f1))
+
+
+def test_a_class_never_predicted_counts_zero_precision_not_dropped():
+    matrix = confusion_matrix(torch.tensor([0, 0]), torch.tensor([0, 1]), 2)
+    assert summarise(matrix)["precision_macro"] == pytest.approx((0.5 + 0.0) / 2)
+
+
+def test_cosine_schedule_with_warmup():
+    assert lr_factor(0, 100, 10, "cosine", 0.004) == pytest.approx(0.1)
+    assert lr_factor(9, 100, 10, "cosine", 0.004) == pytest.approx(1.0)
+    assert lr_factor(10, 100, 10, "cosine", 0.004) == pytest.approx(1.0)
+    middle = lr_factor(55, 100, 10, "cosine", 0.004)
+    assert middle == pytest.approx(0.004 + 0.996 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert lr_factor(100, 100, 10, "cosine", 0.004) == pytest.approx(0.004)
+    assert lr_factor(50, 100, 0, "constant", 0.004) == 1.0
+
+
+def test_ema_moves_towards_the_model_by_one_minus_decay():
+    model = torch.nn.Linear(2, 1)
+    ema = ParameterEMA(model, decay=0.9)
+    before = ema.model.weight.clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model)
+    assert torch.allclose(ema.model.weight, before + 0.1)
+    assert not ema.model.weight.requires_grad
+
+
+def test_checkpoints_are_atomic_rotated_and_loaded_weights_only(tmp_path):
+    model = torch.nn.Linear(2, 1)
+    for iteration in (10, 20, 30):
+        ckpt.save_checkpoint(tmp_path, iteration, {"model": model})
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["checkpoint_20.pt",
+                                                                 "checkpoint_30.pt"]
+    assert not list(tmp_path.glob("*.partial"))
+    state = ckpt.load_checkpoint(tmp_path / "checkpoint_30.pt")
+    other = torch.nn.Linear(2, 1)
+    ckpt.restore(state, {"model": other})
+    assert torch.equal(other.weight, model.weight)
+    with pytest.raises(ConfigError, match="lacks optimizer"):
+        ckpt.restore(state, {"model": other, "optimizer": torch.optim.SGD(other.parameters(), 1)})
+
+
+def test_a_corrupt_checkpoint_is_refused_clearly(tmp_path):
+    bad = tmp_path / "checkpoint_5.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match="cannot read checkpoint"):
+        ckpt.load_checkpoint(bad)
+    path, run_id = ckpt.resolve_resume(str(bad))
+    assert path == bad and run_id is None
+    with pytest.raises(ConfigError, match="no such checkpoint file"):
+        ckpt.resolve_resume(str(tmp_path / "missing.pt"))
+
+
+def _batches(world_size=1, rank=0, shuffle=True, n=10, batch=3):
+    images = torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1)
+    return DeviceBatches(images, torch.arange(n), np.arange(n), batch, shuffle=shuffle,
+                         drop_last=shuffle, seed=1, rank=rank, world_size=world_size)
+
+
+def test_device_batches_shuffle_per_epoch_and_resume_exactly():
+    loader = _batches()
+    epoch0 = [b[2].tolist() for b in loader]
+    epoch1 = [b[2].tolist() for b in loader]
+    assert len(epoch0) == len(loader) == 3 and epoch0 != epoch1
+    resumed = _batches()
+    resumed.resume_at(1, 2)
+    assert [b[2].tolist() for b in resumed] == epoch1[2:]
+
+
+def test_device_batches_shard_training_equally_and_evaluation_completely():
+    shares = [[i for b in _batches(2, r) for i in b[2].tolist()] for r in range(2)]
+    assert not set(shares[0]) & set(shares[1])
+    assert len(_batches(2, 0)) == len(_batches(2, 1))
+    evaluated = [i for r in range(3) for b in _batches(3, r, shuffle=False) for i in b[2].tolist()]
+    assert sorted(evaluated) == list(range(10))
+    assert [len(_batches(3, r, shuffle=False)) for r in range(3)] == [2, 1, 1]
+
+
+def test_batch_preparer_normalises_and_seeds_augmentation_by_step():
+    preparer = BatchPreparer((0.5,), (0.25,), torch.device("cpu"))
+    images = torch.full((2, 1, 2, 2), 255, dtype=torch.uint8)
+    assert torch.allclose(preparer(images, 1), torch.full((2, 1, 2, 2), 2.0))
+    draws = [torch.rand(3, generator=preparer.generator_for(s)) for s in (5, 5, 6)]
+    assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])

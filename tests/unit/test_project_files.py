@@ -1,0 +1,65 @@
+"""The MLproject, README and configs say the same thing."""
+
+import dataclasses
+import re
+from pathlib import Path
+
+import yaml
+
+from augssl.engine.config import TrainingConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _mlproject(folder: Path) -> dict:
+    return yaml.safe_load((folder / "MLproject").read_text())
+
+
+def test_experiments_folder_is_the_same_project():
+    assert _mlproject(ROOT / "experiments") == _mlproject(ROOT)
+    for name in ("code", "python_env.yaml", "conda.yaml", "requirements.txt"):
+        assert (ROOT / "experiments" / name).resolve() == (ROOT / name).resolve(), name
+
+
+def test_every_entry_runs_an_existing_script_with_its_parameters():
+    for name, entry in _mlproject(ROOT)["entry_points"].items():
+        script = re.search(r"python (\S+\.py)", entry["command"]).group(1)
+        assert (ROOT / script).is_file(), (name, script)
+        for parameter in entry["parameters"]:
+            assert "{" + parameter + "}" in entry["command"], (name, parameter)
+
+
+def test_training_entries_default_to_the_config_defaults():
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainingConfig)}
+    train = _mlproject(ROOT)["entry_points"]["train"]["parameters"]
+    assert train["dataset"]["default"] == defaults["dataset"]
+    assert train["network"]["default"] == defaults["network"]
+
+
+def _readme_defaults() -> dict[str, str]:
+    rows = {}
+    text = (ROOT / "README.md").read_text()
+    section = text.split("The shared parameters", 1)[1].split("\n## ", 1)[0]
+    for line in section.splitlines():
+        match = re.match(r"\| ((?:`\w+`(?:, )?)+) \| ([^|]+) \|", line)
+        if match:
+            keys = re.findall(r"`(\w+)`", match.group(1))
+            values = [v.strip() for v in match.group(2).split(",")]
+            rows.update(zip(keys, values))
+    return rows
+
+
+def test_readme_parameter_table_matches_the_config():
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainingConfig)}
+    documented = _readme_defaults()
+    assert len(documented) >= 15
+    for key, text in documented.items():
+        default = defaults[key]
+        if key == "data_path":
+            assert default == "" and text == "`input/<dataset>`"
+        elif key == "num_labelled_samples":
+            assert default == -1 and text.startswith("-1")
+        elif isinstance(default, str):
+            assert text.strip('"') == default, key
+        else:
+            assert type(default)(float(text)) == default, key
