@@ -22,6 +22,15 @@ import numpy as np
 import torch
 
 
+_ORDER, _AUGMENT = 1, 2  # keep the batch order and the augmentation streams apart
+
+
+def derived_seed(*keys: int) -> int:
+    """A well-mixed 63-bit seed from integer keys; unlike ``seed * C + step`` the seeds of
+    different (seed, step) pairs do not collide in long runs."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
 def images_as_tensor(images: np.ndarray) -> torch.Tensor:
     """N x H x W x C uint8 array to an N x C x H x W uint8 tensor (no copy of the pixels' values)."""
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
@@ -35,7 +44,7 @@ class DeviceBatches:
 
     def __init__(self, images: torch.Tensor, targets: torch.Tensor, indices: np.ndarray,
                  batch_size: int, *, shuffle: bool, drop_last: bool, seed: int = 0,
-                 rank: int = 0, world_size: int = 1):
+                 stream: int = 0, rank: int = 0, world_size: int = 1):
         if len(indices) == 0:
             raise ValueError("cannot build batches from an empty index set")
         self.images = images
@@ -45,6 +54,7 @@ class DeviceBatches:
         self.shuffle = shuffle
         self.drop_last = drop_last and len(indices) // world_size >= batch_size
         self.seed = seed
+        self.stream = stream  # loaders of one run with different streams shuffle independently
         self.rank = rank
         self.world_size = world_size
         self.epoch = 0
@@ -54,7 +64,7 @@ class DeviceBatches:
         if not self.shuffle:
             order = self.indices
         else:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            generator = torch.Generator().manual_seed(derived_seed(self.seed, _ORDER, self.stream, epoch))
             order = self.indices[torch.randperm(len(self.indices), generator=generator)]
         if self.world_size == 1:
             return order
@@ -90,6 +100,17 @@ class DeviceBatches:
             yield self.images[batch], self.targets[batch], batch
 
 
+def resume_batches(batches, iteration: int) -> None:
+    """Position ``batches`` so that the next batch is the one of global ``iteration``.
+
+    ignite (and ``cycle``) restart an exhausted iterator, so the batch of iteration i is batch
+    i % n of data epoch i // n. DataLoader-based batches cannot be positioned: they restart at
+    the beginning of an epoch.
+    """
+    if isinstance(batches, DeviceBatches):
+        batches.resume_at(iteration // len(batches), iteration % len(batches))
+
+
 def cycle(batches) -> Iterator:
     """Iterate over ``batches`` forever, starting a new epoch whenever one ends."""
     while True:
@@ -119,12 +140,12 @@ class _SourceImages(torch.utils.data.Dataset):
 
 def worker_batches(source, indices: np.ndarray, batch_size: int, *, shuffle: bool,
                    drop_last: bool, pil_transform: Callable | None, num_workers: int,
-                   seed: int = 0, pin_memory: bool = False):
+                   seed: int = 0, stream: int = 0, pin_memory: bool = False):
     """A DataLoader over ``source`` whose workers open (and optionally augment) each image."""
     import ignite.distributed as idist
 
     dataset = _SourceImages(source, indices, pil_transform)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(derived_seed(seed, _ORDER, stream))
     return idist.auto_dataloader(
         dataset, batch_size=batch_size * idist.get_world_size(), shuffle=shuffle,
         drop_last=drop_last and len(dataset) >= batch_size, num_workers=num_workers,
@@ -143,17 +164,17 @@ class BatchPreparer:
         self.augment = augment
         self.seed = seed
 
-    def generator_for(self, step: int) -> torch.Generator:
-        """Augmentation randomness of a step depends only on (seed, step): resumable."""
-        return torch.Generator(device=self.device).manual_seed(self.seed * 1_000_003 + step)
+    def generator_for(self, step: int, stream: int = 0) -> torch.Generator:
+        """Augmentation randomness of a step depends only on (seed, step, stream): resumable.
+        Each view of a step (labelled, clean, strong...) takes its own ``stream``."""
+        return torch.Generator(device=self.device).manual_seed(
+            derived_seed(self.seed, _AUGMENT, step, stream))
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         return (images.float() - self.mean) * self.inv_std
 
-    def __call__(self, images: torch.Tensor, step: int = 0, augment: Callable | None = None
-                 ) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, step: int = 0, stream: int = 0) -> torch.Tensor:
         images = images.to(self.device, non_blocking=True)
-        augment = augment if augment is not None else self.augment
-        if augment is not None:
-            images = augment(images, self.generator_for(step))
+        if self.augment is not None:
+            images = self.augment(images, self.generator_for(step, stream))
         return self.normalise(images)

@@ -16,6 +16,7 @@ from augssl.data.sources import load_dataset
 from augssl.data.splits import make_splits
 from augssl.engine.amp import Precision
 from augssl.engine.tracking import RunTracker
+from augssl.models import build_model
 
 
 def select_device(choice: str) -> torch.device:
@@ -67,6 +68,11 @@ class Session:
             randaugment_magnitude=c.randaugment_magnitude,
             cutout_size=c.cutout_size if cutout_size is None else cutout_size)
 
+    def create_model(self) -> torch.nn.Module:
+        model = build_model(self.config.network, num_classes=self.num_classes,
+                            in_channels=self.bundle.channels)
+        return idist.auto_model(model.to(self.device))
+
     def preparer(self, augment=None) -> BatchPreparer:
         return BatchPreparer(self.bundle.mean, self.bundle.std, self.device, augment,
                              seed=self.config.seed)
@@ -78,8 +84,11 @@ class Session:
                                  torch.as_tensor(source.targets).to(self.device))
         return cache[id(source)]
 
-    def batches(self, source, indices, batch_size: int, *, train: bool, policy: str = "none"):
+    def batches(self, source, indices, batch_size: int, *, train: bool, policy: str = "none",
+                stream: int = 0):
         """(batches of uint8 images, batched device augmentation or None) for ``indices``.
+
+        Loaders of one run with different ``stream`` numbers shuffle independently.
 
         With ``augment_on=device`` and an in-memory source the images stay on the device;
         otherwise DataLoader workers open them, applying the PIL policy when ``augment_on=cpu``.
@@ -90,19 +99,19 @@ class Session:
         if source.in_memory and (c.augment_on == "device" or not train):
             images, targets = self._device_images(source)
             batches = DeviceBatches(images, targets, indices, per_process, shuffle=train,
-                                    drop_last=train, seed=c.seed, rank=self.rank,
+                                    drop_last=train, seed=c.seed, stream=stream, rank=self.rank,
                                     world_size=self.world_size)
             return batches, build_batch_transform(policy, spec) if train else None
         on_workers = train and c.augment_on == "cpu"
         batches = worker_batches(source, indices, per_process, shuffle=train, drop_last=train,
                                  pil_transform=build_pil_transform(policy, spec)
                                  if on_workers else None,
-                                 num_workers=c.num_workers, seed=c.seed,
+                                 num_workers=c.num_workers, seed=c.seed, stream=stream,
                                  pin_memory=self.device.type == "cuda")
         needs_device_augment = train and not on_workers
         return batches, build_batch_transform(policy, spec) if needs_device_augment else None
 
-    def eval_splits(self, batch_size: int) -> dict:
+    def eval_splits(self, batch_size: int = 512) -> dict:
         splits = {}
         if len(self.splits.validation):
             splits["validation"] = self.batches(self.bundle.train, self.splits.validation,

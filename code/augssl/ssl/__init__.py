@@ -1,0 +1,1 @@
+"""Semi-supervised building blocks: TSA, consistency losses, sharpening, MixUp, masks."""

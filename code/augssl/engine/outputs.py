@@ -1,0 +1,40 @@
+"""What every training entry leaves behind when it ends: figures, final model, summary."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from augssl.engine.figures import save_augmented_grid, save_confusion_matrix
+from augssl.engine.model_export import export_final_model
+
+
+def write_final_outputs(session, loop, augmented_examples: torch.Tensor, wall_time: float,
+                        extra_summary: dict | None = None) -> dict:
+    """Log the wall time, write the run's figures, models and summary.json; returns the summary.
+
+    ``augmented_examples`` is a uint8 batch of training images as the model saw them.
+    """
+    tracker = session.tracker
+    tracker.log_metrics({"wall_time_s": wall_time}, loop.trainer.state.iteration)
+    test_metrics, matrix = loop.last_results["test"]
+    summary = {"test_accuracy": test_metrics["test/accuracy"],
+               "best_validation_accuracy": loop.best_accuracy, "wall_time_s": wall_time,
+               "run_id": tracker.run_id, **(extra_summary or {})}
+    if not tracker.enabled:
+        return summary
+    save_confusion_matrix(matrix, session.bundle.classes, tracker.path("confusion_matrix.png"),
+                          f"test accuracy {summary['test_accuracy']:.4f}")
+    save_augmented_grid(augmented_examples, tracker.path("augmented_samples.png"))
+    export_final_model(loop.eval_model(), tracker, session.bundle, session.config)
+    tracker.path("summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"{session.entry}: test accuracy {summary['test_accuracy']:.4f} "
+          f"(run {tracker.run_id}, {wall_time:.1f} s)")
+    return summary
+
+
+def augmented_examples(batches, augment, generator: torch.Generator, device) -> torch.Tensor:
+    """Up to 32 images of the first batch, augmented as in training."""
+    images = next(iter(batches))[0][:32].to(device)
+    return augment(images, generator) if augment is not None else images

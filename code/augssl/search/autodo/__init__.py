@@ -1,0 +1,91 @@
+"""AutoDO: learned augmentation and loss for biased, noisy training data (Gudovskiy et al., 2021).
+
+Pieces:
+
+- :class:`AffineAugment` (``augment_model``): 7 learned affine operations, ``SHA`` (one
+  parameter set) or ``SEP`` (one per training image); :func:`affine_warp` is the functional
+  form, :func:`sep_memory_bytes` sizes a SEP table.
+- :class:`LossModel` (``loss_model``): per-image weights and soft labels, modes ``NONE``,
+  ``WGHT``, ``SOFT``, ``BOTH``; :func:`loss_memory_bytes` sizes its tables.
+- :func:`implicit_hypergradient` / :func:`network_hypergradient` (``hypergrad``): Neumann-series
+  implicit differentiation over the classifier's last layer.
+- :class:`HyperOptimizer` and :func:`is_hyper_epoch` (``hyperopt``): row-wise RMSprop over the
+  learned tables, and the warm / alternating epoch schedule.
+- The biased data itself comes from :func:`augssl.data.bias.make_biased_split`.
+
+Rows of the per-image tables are positions ``0 .. N-1`` in the biased training set
+(``BiasedSplit.train_indices``), so the training loader must yield each image's position along
+with the image (``index`` below). Images reach the augmentation as float tensors normalised by
+the data set's mean and std; the RAND/AUTO baselines use ``augssl.augment.build_batch_transform``
+on uint8 batches instead and need nothing from here.
+
+One training run, in outline::
+
+    split = make_biased_split(train_targets, K, num_validation, IR, NR, seed, run)
+    augment = AffineAugment("SEP", num_images=len(split))           # or AffineAugment("SHA")
+    loss_model = LossModel("BOTH", torch.as_tensor(split.train_targets), K)
+    hyper_opt = HyperOptimizer([*augment.parameters(), *loss_model.parameters()], lr=0.05)
+    generator = torch.Generator(device).manual_seed(seed)
+
+    for epoch in range(1, epochs + 1):
+        if not is_hyper_epoch(epoch, warm_epochs):       # ordinary epoch: train the network
+            for images, targets, index in train_loader:
+                images = augment(images, index, generator)
+                loss = loss_model(model(images), targets, index)
+                ...  # backward + SGD step on the model (the tables are read as constants)
+        else:                                             # hyper epoch: learn the tables
+            for (images, targets, index), (val_images, val_targets) in zip(train_loader,
+                                                                            val_loader):
+                step = network_hypergradient(model, augment, loss_model, images, targets,
+                                             index, val_images, val_targets, generator,
+                                             terms=5, alpha=0.01)
+                hyper_opt.step(step.slices, step.grads)
+
+Checkpoints: ``augment.state_dict()``, ``loss_model.state_dict()`` and
+``hyper_opt.state_dict()`` hold all learned state (tensors and numbers only, so they load with
+``torch.load(weights_only=True)``); restore with the matching ``load_state_dict`` calls on
+objects built with the same modes and split. The generator's state
+(``generator.get_state()``) makes a resumed run draw the same augmentations.
+"""
+
+from augssl.search.autodo.augment_model import (
+    AFFINE_OPS,
+    AUGMENT_MODES,
+    OP_RANGES,
+    AffineAugment,
+    affine_warp,
+    sep_memory_bytes,
+)
+from augssl.search.autodo.hypergrad import (
+    DEFAULT_NEUMANN_ALPHA,
+    DEFAULT_NEUMANN_TERMS,
+    HyperGradient,
+    implicit_hypergradient,
+    network_hypergradient,
+)
+from augssl.search.autodo.hyperopt import DEFAULT_HYPER_LR, HyperOptimizer, is_hyper_epoch
+from augssl.search.autodo.loss_model import LABEL_SMOOTHING, LOSS_MODES, LossModel, loss_memory_bytes
+from augssl.search.autodo.rows import RowSlice, take_rows
+
+__all__ = [
+    "AFFINE_OPS",
+    "AUGMENT_MODES",
+    "DEFAULT_HYPER_LR",
+    "DEFAULT_NEUMANN_ALPHA",
+    "DEFAULT_NEUMANN_TERMS",
+    "LABEL_SMOOTHING",
+    "LOSS_MODES",
+    "OP_RANGES",
+    "AffineAugment",
+    "HyperGradient",
+    "HyperOptimizer",
+    "LossModel",
+    "RowSlice",
+    "affine_warp",
+    "implicit_hypergradient",
+    "is_hyper_epoch",
+    "loss_memory_bytes",
+    "network_hypergradient",
+    "sep_memory_bytes",
+    "take_rows",
+]

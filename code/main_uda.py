@@ -1,0 +1,172 @@
+"""Unsupervised Data Augmentation (Xie et al., arXiv 1904.12848).
+
+Each step: a labelled batch (weak augmentation + Cutout) with a TSA-annealed cross-entropy, and an
+unlabelled batch seen twice, a clean view (the same weak augmentation) whose prediction is the
+target and a strongly augmented view (AutoAugment/RandAugment + Cutout) pulled towards it.
+Total loss = supervised + consistency_lambda * consistency.
+
+    python code/main_uda.py CIFAR10 wideresnet --params "num_epochs=100;learning_rate=0.1"
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ignite.distributed as idist
+import torch
+import torch.nn.functional as F
+from ignite.engine import Engine
+
+from augssl.augment import POLICY_NAMES
+from augssl.config import spec
+from augssl.data.loaders import cycle, resume_batches
+from augssl.engine.checkpoint import resolve_resume
+from augssl.engine.config import TrainingConfig
+from augssl.engine.ema import ParameterEMA
+from augssl.engine.entry import launch
+from augssl.engine.optim import build_optimizer, build_scheduler
+from augssl.engine.outputs import augmented_examples, write_final_outputs
+from augssl.engine.session import open_session, run_tracked
+from augssl.engine.trainer import TrainingLoop
+from augssl.ssl.consistency import CONSISTENCY_CRITERIA, consistency_loss, entropy
+from augssl.ssl.tsa import TSA_SCHEDULES, annealed_cross_entropy, tsa_threshold
+
+ENTRY = "main_uda"
+
+# The view streams of one step: each draws its own augmentation randomness.
+LABELLED, CLEAN, STRONG, LABELLED_STRONG = range(4)
+
+
+@dataclass(frozen=True)
+class UdaConfig(TrainingConfig):
+    batch_size: int = spec(64, "labelled images per step, summed over all processes", min=1)
+    unlabelled_batch_size: int = spec(320, "unlabelled images per step (each seen twice)", min=1)
+    num_epochs: int = spec(200, "epochs (passes over the labelled set)", min=1)
+    learning_rate: float = spec(0.03, "peak learning rate", min=0.0)
+    weight_decay: float = spec(1e-4, "L2 weight decay", min=0.0)
+    num_labelled_samples: int = spec(4000, "labelled training images, stratified; -1: all",
+                                     min=-1)
+    policy: str = spec("cutout", "augmentation of the labelled images and of the clean view",
+                       choices=POLICY_NAMES)
+    strong_policy: str = spec("autoaugment", "augmentation of the strong view",
+                              choices=POLICY_NAMES)
+    consistency_lambda: float = spec(1.0, "weight of the consistency loss", min=0.0)
+    consistency_criterion: str = spec("KL", "KL(clean || strong) or MSE of the probabilities",
+                                      choices=CONSISTENCY_CRITERIA)
+    consistency_temperature: float = spec(1.0, "softmax temperature of the clean target "
+                                          "(the paper's later version: 0.4)", min=1e-3,
+                                          aliases=("uda_softmax_temp",))
+    confidence_threshold: float = spec(0.0, "only clean predictions at least this confident "
+                                       "count (paper: 0.8); 0: all", min=0.0, max=1.0,
+                                       aliases=("uda_confidence_thresh",))
+    entropy_weight: float = spec(0.0, "entropy minimisation on the strong view", min=0.0,
+                                 aliases=("ent_min_coeff",))
+    labelled_consistency: bool = spec(False, "also apply consistency to the labelled images "
+                                      "(main_uda2)")
+    with_TSA: bool = spec(True, "Training Signal Annealing of the supervised loss")
+    TSA_schedule: str = spec("linear", "how the TSA threshold rises", choices=TSA_SCHEDULES)
+    TSA_proba_min: float = spec(0.1, "TSA threshold at the start (the paper: 1/K)", min=0.0,
+                                max=1.0)
+    TSA_proba_max: float = spec(1.0, "TSA threshold at the end", min=0.0, max=1.0)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.TSA_proba_min > self.TSA_proba_max:
+            from augssl.config import ConfigError
+
+            raise ConfigError(f"TSA_proba_min={self.TSA_proba_min} is above TSA_proba_max="
+                              f"{self.TSA_proba_max}: the threshold must rise over training.")
+
+
+def make_uda_step(model, optimizer, precision, config: UdaConfig, unlabelled, prepare: dict,
+                  total_steps: int):
+    """The UDA step; ``prepare`` maps each view stream to its BatchPreparer."""
+
+    def step(engine: Engine, batch) -> dict:
+        model.train()
+        t = engine.state.iteration
+        images, targets, _ = batch
+        unlabelled_images = next(unlabelled)[0]
+        views = [prepare[LABELLED](images, t, LABELLED),
+                 prepare[STRONG](unlabelled_images, t, STRONG)]
+        if config.labelled_consistency:
+            views.append(prepare[STRONG](images, t, LABELLED_STRONG))
+        clean = prepare[CLEAN](unlabelled_images, t, CLEAN)
+        targets = targets.to(clean.device, non_blocking=True)
+        with precision.autocast():
+            with torch.no_grad():
+                clean_logits = model(clean)
+            # one forward for every view that needs gradients: one BN batch, fewer launches
+            logits = model(torch.cat(views)).split([len(v) for v in views])
+        if config.with_TSA:
+            threshold = tsa_threshold(t - 1, total_steps, config.TSA_schedule,
+                                      config.TSA_proba_min, config.TSA_proba_max)
+            supervised, kept = annealed_cross_entropy(logits[0].float(), targets, threshold)
+        else:
+            threshold, kept = 1.0, torch.ones(())
+            supervised = F.cross_entropy(logits[0].float(), targets)
+        options = dict(criterion=config.consistency_criterion,
+                       temperature=config.consistency_temperature,
+                       confidence_threshold=config.confidence_threshold)
+        consistency, mask_rate = consistency_loss(clean_logits, logits[1], **options)
+        if config.labelled_consistency:
+            # the labelled images' weak view is their clean view; its logits are the target
+            consistency = consistency + consistency_loss(logits[0], logits[2], **options)[0]
+        total = supervised + config.consistency_lambda * consistency
+        if config.entropy_weight > 0:
+            total = total + config.entropy_weight * entropy(logits[1])
+        precision.backward_and_step(total, optimizer)
+        return {"loss": total.detach(), "supervised_loss": supervised.detach(),
+                "consistency_loss": consistency.detach(), "tsa_threshold": threshold,
+                "tsa_kept_fraction": kept, "mask_rate": mask_rate}
+
+    return step
+
+
+def training(local_rank: int, config: UdaConfig, entry: str = ENTRY) -> None:
+    session = open_session(entry, config)
+    checkpoint_path, continue_run_id = (resolve_resume(config.resume) if config.resume
+                                        else (None, None))
+    model = session.create_model()
+    optimizer = idist.auto_optim(build_optimizer(config, model.parameters()))
+    train = session.bundle.train
+    labelled, weak = session.batches(train, session.splits.labelled, config.batch_size,
+                                     train=True, policy=config.policy)
+    unlabelled, strong = session.batches(train, session.splits.unlabelled,
+                                         config.unlabelled_batch_size, train=True,
+                                         policy=config.strong_policy, stream=1)
+    epoch_length = config.epoch_length or len(labelled)
+    total_steps = config.num_epochs * epoch_length
+    scheduler = build_scheduler(config, optimizer, total_steps)
+    prepare = {LABELLED: session.preparer(weak), CLEAN: session.preparer(weak),
+               STRONG: session.preparer(strong)}
+    trainer = Engine(make_uda_step(model, optimizer, session.precision, config, cycle(unlabelled),
+                                   prepare, total_steps))
+
+    def on_resume(state) -> None:
+        resume_batches(labelled, state.iteration)
+        resume_batches(unlabelled, state.iteration)
+
+    loop = TrainingLoop(
+        config=config, trainer=trainer, model=model, optimizer=optimizer, scheduler=scheduler,
+        precision=session.precision, tracker=session.tracker,
+        class_names=session.bundle.classes, prepare_eval=session.preparer(),
+        eval_splits=session.eval_splits(),
+        ema=ParameterEMA(model, config.ema_decay) if config.ema_decay > 0 else None,
+        on_resume=on_resume)
+    loop.attach()
+
+    def body() -> None:
+        if checkpoint_path is not None:
+            loop.resume_from(checkpoint_path)
+        wall_time = loop.run(labelled, config.num_epochs, epoch_length)
+        examples = augmented_examples(unlabelled, strong, session.preparer().generator_for(0),
+                                      session.device)
+        write_final_outputs(session, loop, examples, wall_time)
+
+    run_tracked(session, continue_run_id, body)
+
+
+if __name__ == "__main__":
+    torch.set_float32_matmul_precision("high")
+    launch(ENTRY, UdaConfig, training)
