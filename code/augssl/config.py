@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 
@@ -127,14 +128,43 @@ def split_params(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def parse_params(text: str, config_cls: type, **fixed: Any):
-    """Build ``config_cls`` from a params string; ``fixed`` holds values given outside params."""
+PRESET_KEY = "preset"
+
+
+def read_preset(presets_dir: Path, name: str) -> list[tuple[str, str]]:
+    """The pairs of ``<presets_dir>/<name>.params``: "key=value" lines, '#' comments."""
+    path = presets_dir / f"{name}.params"
+    if not path.is_file():
+        available = sorted(p.stem for p in presets_dir.glob("*.params"))
+        close = difflib.get_close_matches(name, available, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"preset={name!r}: no file {path}.{hint} Available presets: "
+                          f"{', '.join(available) or 'none'}.")
+    lines = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    pairs = split_params(";".join(lines))
+    if any(key == PRESET_KEY for key, _ in pairs):
+        raise ConfigError(f"preset file {path} names another preset: presets do not nest.")
+    return pairs
+
+
+def parse_params(text: str, config_cls: type, presets_dir: Path | None = None, **fixed: Any):
+    """Build ``config_cls`` from a params string; ``fixed`` holds values given outside params.
+
+    ``preset=<name>`` starts from ``<presets_dir>/<name>.params``; the other keys of ``text``
+    override the preset's.
+    """
     accepted = field_names(config_cls)
     hints = typing.get_type_hints(config_cls)
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     values: dict[str, Any] = {}
     given_as: dict[str, str] = {}
-    for key, raw in split_params(text):
+    pairs = split_params(text)
+    presets = [value for key, value in pairs if key == PRESET_KEY]
+    if presets and presets_dir is not None and PRESET_KEY in accepted:
+        overridden = {accepted.get(key, key) for key, _ in pairs}
+        pairs = [(key, value) for key, value in read_preset(presets_dir, presets[-1])
+                 if accepted.get(key, key) not in overridden] + pairs
+    for key, raw in pairs:
         if key not in accepted:
             close = difflib.get_close_matches(key, list(accepted), n=1, cutoff=0.5)
             hint = f" Did you mean '{close[0]}'?" if close else ""

@@ -94,3 +94,18 @@ def test_fixed_values_cannot_also_be_given_in_params():
 def test_flat_dict_is_plain():
     flat = as_flat_dict(parse_params("milestones=1,2", Example))
     assert flat["milestones"] == "1,2"
+
+
+@dataclass(frozen=True)
+class WithPreset(Example):
+    preset: str = spec("", "preset")
+
+
+def test_presets_give_defaults_that_params_override(tmp_path):
+    (tmp_path / "paper.params").write_text("# the paper\nlearning_rate=0.5\nbatch_size=7  # per GPU\n"
+                                           "with_TSA=false\n")
+    config = parse_params("preset=paper;batch_size=9;tsa=true", WithPreset, presets_dir=tmp_path)
+    assert (config.learning_rate, config.batch_size, config.with_TSA) == (0.5, 9, True)
+    assert config.preset == "paper"
+    with pytest.raises(ConfigError, match="preset='papr'.*Did you mean 'paper'"):
+        parse_params("preset=papr", WithPreset, presets_dir=tmp_path)

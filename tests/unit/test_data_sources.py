@@ -19,45 +19,13 @@ from augssl.data.formats import read_idx
 from augssl.data.sources import (DATASET_NAMES, ArraySource, DatasetBundle, DatasetNotFoundError,
                                  FolderSource, load_dataset)
 
+from tests.fake_data import cifar_rows, write_cifar10, write_cifar_pickle
+
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
 def _images(rng: np.random.Generator, n: int, size: int, channels: int = 3) -> np.ndarray:
     return rng.integers(0, 256, size=(n, size, size, channels), dtype=np.uint8)
-
-
-# --- writers for the real on-disk formats -------------------------------------------------
-
-def _write_cifar_pickle(path: Path, payload: dict) -> None:
-    with path.open("wb") as handle:
-        pickle.dump(payload, handle, protocol=2)
-
-
-def _cifar_rows(images: np.ndarray) -> np.ndarray:
-    """N x 32 x 32 x 3 -> N x 3072 rows, channel-major as in the official files."""
-    return images.transpose(0, 3, 1, 2).reshape(len(images), -1)
-
-
-def _write_cifar10(root: Path, rng: np.random.Generator, per_batch: int = 3):
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    train_images, train_labels = [], []
-    for i in range(1, 6):
-        images = _images(rng, per_batch, 32)
-        labels = rng.integers(0, 10, per_batch).tolist()
-        _write_cifar_pickle(folder / f"data_batch_{i}",
-                            {"batch_label": f"batch {i}", "data": _cifar_rows(images),
-                             "labels": labels})
-        train_images.append(images)
-        train_labels += labels
-    test_images = _images(rng, 4, 32)
-    test_labels = [0, 1, 2, 9]
-    _write_cifar_pickle(folder / "test_batch", {"data": _cifar_rows(test_images),
-                                                "labels": test_labels})
-    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-             "truck"]
-    _write_cifar_pickle(folder / "batches.meta", {"label_names": names, "num_vis": 3072})
-    return np.concatenate(train_images), np.array(train_labels), test_images, names
 
 
 def _write_idx(path: Path, array: np.ndarray, compress: bool) -> None:
@@ -163,7 +131,7 @@ def test_folder_source_names_an_unreadable_file(tmp_path):
 # --- CIFAR --------------------------------------------------------------------------------
 
 def test_cifar10_loads_from_the_python_batches(tmp_path):
-    train, train_labels, test, names = _write_cifar10(tmp_path, np.random.default_rng(1))
+    train, train_labels, test, names = write_cifar10(tmp_path, np.random.default_rng(1))
     bundle = load_dataset("cifar10", tmp_path, download=False)
     assert isinstance(bundle, DatasetBundle) and bundle.name == "CIFAR10"
     np.testing.assert_array_equal(bundle.train.images, train)
@@ -179,7 +147,7 @@ def test_cifar10_well_formed_files_load_although_torchvision_rejects_their_check
         tmp_path, monkeypatch):
     import torchvision.datasets
 
-    _write_cifar10(tmp_path, np.random.default_rng(2))
+    write_cifar10(tmp_path, np.random.default_rng(2))
     with pytest.raises(RuntimeError):
         torchvision.datasets.CIFAR10(str(tmp_path), train=True, download=False)
 
@@ -196,11 +164,11 @@ def test_cifar100_uses_fine_labels(tmp_path):
     folder.mkdir()
     train, test = _images(rng, 6, 32), _images(rng, 2, 32)
     fine = [99, 0, 5, 5, 42, 7]
-    _write_cifar_pickle(folder / "train", {"data": _cifar_rows(train), "fine_labels": fine,
+    write_cifar_pickle(folder / "train", {"data": cifar_rows(train), "fine_labels": fine,
                                            "coarse_labels": [0] * 6})
-    _write_cifar_pickle(folder / "test", {"data": _cifar_rows(test), "fine_labels": [1, 2],
+    write_cifar_pickle(folder / "test", {"data": cifar_rows(test), "fine_labels": [1, 2],
                                           "coarse_labels": [0, 0]})
-    _write_cifar_pickle(folder / "meta", {"fine_label_names": [f"c{i}" for i in range(100)],
+    write_cifar_pickle(folder / "meta", {"fine_label_names": [f"c{i}" for i in range(100)],
                                           "coarse_label_names": ["x"] * 20})
     bundle = load_dataset("CIFAR100", tmp_path, download=False)
     np.testing.assert_array_equal(bundle.train.targets, fine)
@@ -210,13 +178,13 @@ def test_cifar100_uses_fine_labels(tmp_path):
 
 
 def test_cifar_pickle_that_would_run_code_is_refused(tmp_path, capsys):
-    _write_cifar10(tmp_path, np.random.default_rng(4))
+    write_cifar10(tmp_path, np.random.default_rng(4))
 
     class Payload:
         def __reduce__(self):
             return (print, ("side effect",))
 
-    _write_cifar_pickle(tmp_path / "cifar-10-batches-py" / "test_batch",
+    write_cifar_pickle(tmp_path / "cifar-10-batches-py" / "test_batch",
                         {"data": Payload(), "labels": []})
     with pytest.raises(DatasetFormatError, match="test_batch.*refusing to load .*print"):
         load_dataset("CIFAR10", tmp_path, download=False)
@@ -446,7 +414,7 @@ def test_missing_data_names_the_searched_paths(tmp_path):
 
 
 def test_partial_file_set_names_the_missing_files(tmp_path):
-    _write_cifar10(tmp_path, np.random.default_rng(12))
+    write_cifar10(tmp_path, np.random.default_rng(12))
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
     with pytest.raises(DatasetNotFoundError, match="missing data_batch_3"):
         load_dataset("CIFAR10", tmp_path, download=False)

@@ -19,6 +19,8 @@ class TrainingConfig:
     dataset: str = spec("FashionMNIST", "data set name (CIFAR10, CIFAR100, SVHN, MNIST, "
                         "FashionMNIST, ImageNet, custom)")
     network: str = spec("smallcnn", "model name (see augssl.models.MODEL_NAMES)")
+    preset: str = spec("", "a ready configuration, experiments/presets/<preset>.params; the "
+                       "other params override it")
     data_path: str = spec("", "where the data set lives; empty: input/<dataset> in the repository")
     seed: int = spec(0, "seed of the split, the initial weights and the augmentation", min=0)
     num_labelled_samples: int = spec(-1, "labelled training images, stratified; -1: all", min=-1)

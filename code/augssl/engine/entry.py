@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Callable
 
 from augssl.config import ConfigError, describe_params, parse_params
@@ -23,9 +24,13 @@ def build_parser(entry: str, config_cls: type) -> argparse.ArgumentParser:
     return parser
 
 
+PRESETS_DIR = Path(__file__).resolve().parents[3] / "experiments" / "presets"
+
+
 def parse_command_line(entry: str, config_cls: type, argv: list[str] | None = None):
     args = build_parser(entry, config_cls).parse_args(argv)
-    return parse_params(args.params, config_cls, dataset=args.dataset, network=args.network)
+    return parse_params(args.params, config_cls, presets_dir=PRESETS_DIR, dataset=args.dataset,
+                        network=args.network)
 
 
 def preflight(config) -> None:

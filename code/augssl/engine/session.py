@@ -3,6 +3,7 @@ MLflow tracking. Entry scripts open a session, write their step function, and ru
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass
 
@@ -124,6 +125,9 @@ class Session:
 def open_session(entry: str, config) -> Session:
     rank, world_size = idist.get_rank(), idist.get_world_size()
     device = select_device(config.device)
+    if device.type == "cpu" and world_size > 1:
+        # processes sharing the cores: more threads than cores makes every op wait on the others
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // idist.get_nproc_per_node()))
     seed_everything(config.seed + rank)
     if config.deterministic:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False

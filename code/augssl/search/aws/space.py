@@ -114,7 +114,7 @@ def _check_indices(indices: torch.Tensor, label: str, count: int | None = None) 
     return indices.long()
 
 
-def random_signs(
+def _random_signs(
     shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str
 ) -> torch.Tensor:
     """Fair coin flips drawn on the generator's device, returned on `device` (reproducible anywhere)."""
@@ -147,7 +147,7 @@ def plan_pairs(
     count = first.shape[0]
     second = _check_indices(second, "second", count).to(first.device)
     if negate is None:
-        negate = random_signs((count, 2), generator, first.device)
+        negate = _random_signs((count, 2), generator, first.device)
     elif torch.as_tensor(negate).shape != (count, 2):
         raise ValueError(f"negate must have shape ({count}, 2), got {tuple(torch.as_tensor(negate).shape)}")
     pairs = torch.stack([first, second], dim=1)
@@ -164,8 +164,13 @@ def apply_pairs(
 ) -> torch.Tensor:
     """Apply SEARCH_SPACE[first[i]] then SEARCH_SPACE[second[i]] to image i of a uint8 batch."""
     check_batch(images)
-    first = _check_indices(first, "first", images.shape[0]).to(images.device)
-    plan = plan_pairs(first, torch.as_tensor(second).to(images.device), generator, negate)
+    first = torch.as_tensor(first)
+    if first.shape != (images.shape[0],):
+        raise ValueError(
+            f"first must hold {images.shape[0]} operation indices (one per image), "
+            f"got shape {tuple(first.shape)}"
+        )
+    plan = plan_pairs(first.to(images.device), torch.as_tensor(second).to(images.device), generator, negate)
     return apply_plan(images, plan)
 
 
