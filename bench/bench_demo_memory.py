@@ -1,5 +1,6 @@
-"""Peak resident memory of the demo's training process, against a process that only imports
-the same libraries (the floor no training code can go under), measured in the same run.
+"""Peak resident memory of the demo's main job (UDA2 on Fashion-MNIST), against a process that
+only imports the same libraries (the floor no training code can go under), measured in the same
+run.
 
     python bench/bench_demo_memory.py
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "code"))
 
-from demo import DEMO_PARAMS  # noqa: E402
+from demo import UDA2_PARAMS  # noqa: E402
 
 IMPORTS_ONLY = "import torch, torchvision, ignite, mlflow, tensorboardX, matplotlib"
 
@@ -33,8 +34,8 @@ def run() -> dict:
     with tempfile.TemporaryDirectory() as folder:
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db"}
         floor = peak_rss_mib([sys.executable, "-c", IMPORTS_ONLY], env)
-        demo = peak_rss_mib([sys.executable, "code/train.py", "FashionMNIST", "smallcnn",
-                             "--params", DEMO_PARAMS + ";num_workers=0"], env)
+        demo = peak_rss_mib([sys.executable, "code/main_uda2.py", "FashionMNIST", "smallcnn",
+                             "--params", UDA2_PARAMS], env)
     return {"demo_peak_mib": demo, "imports_only_mib": floor, "ratio": demo / floor}
 
 

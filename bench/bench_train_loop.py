@@ -15,11 +15,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from ignite.engine import Engine
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "code"))
+
+import augssl  # noqa: E402,F401  (first: it sets the OpenMP wait policy before torch loads)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from ignite.engine import Engine  # noqa: E402
 
 import train  # noqa: E402
 from augssl.config import parse_params  # noqa: E402

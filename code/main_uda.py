@@ -10,6 +10,8 @@ Total loss = supervised + consistency_lambda * consistency.
 
 from __future__ import annotations
 
+import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
+
 from dataclasses import dataclass
 
 import ignite.distributed as idist
@@ -20,14 +22,12 @@ from ignite.engine import Engine
 from augssl.augment import POLICY_NAMES
 from augssl.config import spec
 from augssl.data.loaders import cycle, resume_batches
-from augssl.engine.checkpoint import resolve_resume
 from augssl.engine.config import TrainingConfig
-from augssl.engine.ema import ParameterEMA
 from augssl.engine.entry import launch
+from augssl.engine.fit import fit
 from augssl.engine.optim import build_optimizer, build_scheduler
-from augssl.engine.outputs import augmented_examples, write_final_outputs
-from augssl.engine.session import open_session, run_tracked
-from augssl.engine.trainer import TrainingLoop
+from augssl.engine.outputs import augmented_examples
+from augssl.engine.session import open_session
 from augssl.ssl.consistency import CONSISTENCY_CRITERIA, consistency_loss, entropy
 from augssl.ssl.tsa import TSA_SCHEDULES, annealed_cross_entropy, tsa_threshold
 
@@ -125,8 +125,6 @@ def make_uda_step(model, optimizer, precision, config: UdaConfig, unlabelled, pr
 
 def training(local_rank: int, config: UdaConfig, entry: str = ENTRY) -> None:
     session = open_session(entry, config)
-    checkpoint_path, continue_run_id = (resolve_resume(config.resume) if config.resume
-                                        else (None, None))
     model = session.create_model()
     optimizer = idist.auto_optim(build_optimizer(config, model.parameters()))
     train = session.bundle.train
@@ -143,28 +141,14 @@ def training(local_rank: int, config: UdaConfig, entry: str = ENTRY) -> None:
     trainer = Engine(make_uda_step(model, optimizer, session.precision, config, cycle(unlabelled),
                                    prepare, total_steps))
 
-    def on_resume(state) -> None:
-        resume_batches(labelled, state.iteration)
-        resume_batches(unlabelled, state.iteration)
+    def on_resume(iteration: int) -> None:
+        resume_batches(labelled, iteration)
+        resume_batches(unlabelled, iteration)  # one unlabelled batch per step
 
-    loop = TrainingLoop(
-        config=config, trainer=trainer, model=model, optimizer=optimizer, scheduler=scheduler,
-        precision=session.precision, tracker=session.tracker,
-        class_names=session.bundle.classes, prepare_eval=session.preparer(),
-        eval_splits=session.eval_splits(),
-        ema=ParameterEMA(model, config.ema_decay) if config.ema_decay > 0 else None,
-        on_resume=on_resume)
-    loop.attach()
-
-    def body() -> None:
-        if checkpoint_path is not None:
-            loop.resume_from(checkpoint_path)
-        wall_time = loop.run(labelled, config.num_epochs, epoch_length)
-        examples = augmented_examples(unlabelled, strong, session.preparer().generator_for(0),
-                                      session.device)
-        write_final_outputs(session, loop, examples, wall_time)
-
-    run_tracked(session, continue_run_id, body)
+    fit(session, trainer=trainer, model=model, optimizer=optimizer, scheduler=scheduler,
+        data=labelled, epoch_length=epoch_length, on_resume=on_resume,
+        examples=lambda: augmented_examples(unlabelled, strong,
+                                            session.preparer().generator_for(0), session.device))
 
 
 if __name__ == "__main__":

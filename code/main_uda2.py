@@ -7,6 +7,8 @@ TSA is off by default; everything else is as in main_uda.
 
 from __future__ import annotations
 
+import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
+
 from dataclasses import dataclass
 from functools import partial
 

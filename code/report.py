@@ -10,6 +10,8 @@ Empty strings for --group-by, --filter, --tracking-uri, --output-dir and --title
 
 from __future__ import annotations
 
+import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
+
 import argparse
 import math
 import re

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
+
 from dataclasses import dataclass
 
 import ignite.distributed as idist
@@ -13,14 +15,12 @@ import torch.nn.functional as F
 from ignite.engine import Engine
 
 from augssl.data.loaders import resume_batches
-from augssl.engine.checkpoint import resolve_resume
 from augssl.engine.config import TrainingConfig
-from augssl.engine.ema import ParameterEMA
 from augssl.engine.entry import launch
+from augssl.engine.fit import fit
 from augssl.engine.optim import build_optimizer, build_scheduler
-from augssl.engine.outputs import augmented_examples, write_final_outputs
-from augssl.engine.session import open_session, run_tracked
-from augssl.engine.trainer import TrainingLoop
+from augssl.engine.outputs import augmented_examples
+from augssl.engine.session import open_session
 
 ENTRY = "train"
 
@@ -48,34 +48,19 @@ def make_step(model, optimizer, prepare, precision, label_smoothing: float):
 
 def training(local_rank: int, config: TrainConfig) -> None:
     session = open_session(ENTRY, config)
-    checkpoint_path, continue_run_id = (resolve_resume(config.resume) if config.resume
-                                        else (None, None))
     model = session.create_model()
     optimizer = idist.auto_optim(build_optimizer(config, model.parameters()))
     batches, augment = session.batches(session.bundle.train, session.splits.labelled,
                                        config.batch_size, train=True, policy=config.policy)
     epoch_length = config.epoch_length or len(batches)
     scheduler = build_scheduler(config, optimizer, config.num_epochs * epoch_length)
-    precision = session.precision
-    trainer = Engine(make_step(model, optimizer, session.preparer(augment), precision,
+    trainer = Engine(make_step(model, optimizer, session.preparer(augment), session.precision,
                                config.label_smoothing))
-    loop = TrainingLoop(
-        config=config, trainer=trainer, model=model, optimizer=optimizer, scheduler=scheduler,
-        precision=precision, tracker=session.tracker, class_names=session.bundle.classes,
-        prepare_eval=session.preparer(), eval_splits=session.eval_splits(),
-        ema=ParameterEMA(model, config.ema_decay) if config.ema_decay > 0 else None,
-        on_resume=lambda state: resume_batches(batches, state.iteration))
-    loop.attach()
-
-    def body() -> None:
-        if checkpoint_path is not None:
-            loop.resume_from(checkpoint_path)
-        wall_time = loop.run(batches, config.num_epochs, epoch_length)
-        examples = augmented_examples(batches, augment, session.preparer().generator_for(0),
-                                      session.device)
-        write_final_outputs(session, loop, examples, wall_time)
-
-    run_tracked(session, continue_run_id, body)
+    fit(session, trainer=trainer, model=model, optimizer=optimizer, scheduler=scheduler,
+        data=batches, epoch_length=epoch_length,
+        on_resume=lambda iteration: resume_batches(batches, iteration),
+        examples=lambda: augmented_examples(batches, augment,
+                                            session.preparer().generator_for(0), session.device))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import pytest
 import torch
 from ignite.engine import Events
 
+import main_uda
 import train
 from augssl.config import parse_params
 from augssl.engine.trainer import NonFiniteLossError, TrainingLoop
@@ -45,18 +46,18 @@ def _crash_at(monkeypatch, iteration):
     monkeypatch.setattr(TrainingLoop, "attach", attach_and_crash)
 
 
-def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tracking, monkeypatch):
-    train.training(0, _config())
+def _check_resume_is_exact(monkeypatch, training, config, crash_at: int, last_step: int):
+    training(0, config())
     (reference,) = all_runs()
 
     with monkeypatch.context() as patch:
-        _crash_at(patch, 14)  # mid-epoch (9 iterations per epoch), checkpoint at 12
+        _crash_at(patch, crash_at)
         with pytest.raises(SimulatedCrash):
-            train.training(0, _config())
+            training(0, config())
     crashed = next(r for r in all_runs() if r.info.run_id != reference.info.run_id)
     assert mlflow.get_run(crashed.info.run_id).info.status == "FAILED"
 
-    train.training(0, _config(resume=crashed.info.run_id))
+    training(0, config(resume=crashed.info.run_id))
     resumed = mlflow.get_run(crashed.info.run_id)
     assert resumed.info.status == "FINISHED"
     assert len(all_runs()) == 2  # the same run went on, no new one
@@ -64,7 +65,24 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tracking, monkeypatc
     for name in expected:
         torch.testing.assert_close(got[name], expected[name], rtol=0, atol=1e-6, msg=name)
     history = mlflow.MlflowClient().get_metric_history(crashed.info.run_id, "test/accuracy")
-    assert [m.step for m in history][-1] == 27
+    assert [m.step for m in history][-1] == last_step
+
+
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tracking, monkeypatch):
+    # 9 iterations per epoch; the crash comes mid-epoch, after the checkpoint of iteration 12
+    _check_resume_is_exact(monkeypatch, train.training, _config, crash_at=14, last_step=27)
+
+
+def test_a_resumed_uda_run_ends_where_an_uninterrupted_one_does(tracking, monkeypatch):
+    # 5 labelled batches per epoch, and the unlabelled loader is mid-epoch all along: the crash
+    # tests that both are positioned again
+    def config(**overrides):
+        params = tiny(num_labelled_samples=100, batch_size=20, unlabelled_batch_size=50,
+                      num_epochs=3, checkpoint_every=4, ema_decay=0.9, **overrides)
+        return parse_params(params, main_uda.UdaConfig, dataset="FashionMNIST",
+                            network="smallcnn")
+
+    _check_resume_is_exact(monkeypatch, main_uda.training, config, crash_at=11, last_step=15)
 
 
 def test_resume_with_other_params_is_refused_before_training(tracking, monkeypatch):

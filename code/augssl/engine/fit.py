@@ -1,0 +1,48 @@
+"""The common ending of every training script: wire the loop, resume if asked, train, write the
+run's outputs, and end the MLflow run truthfully."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from ignite.engine import Engine
+
+from augssl.engine.checkpoint import resolve_resume
+from augssl.engine.ema import ParameterEMA
+from augssl.engine.outputs import write_final_outputs
+from augssl.engine.session import Session, run_tracked
+from augssl.engine.trainer import TrainingLoop
+
+
+def fit(session: Session, *, trainer: Engine, model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer, scheduler, data, epoch_length: int,
+        on_resume: Callable[[int], None], examples: Callable[[], torch.Tensor],
+        extra_state: dict | None = None) -> TrainingLoop:
+    """Train ``trainer`` over ``data`` for the config's epochs.
+
+    ``on_resume(iteration)`` positions the entry's batches after a checkpoint is restored;
+    ``examples()`` returns augmented training images for the run's figure; ``extra_state`` holds
+    further objects (with state_dict/load_state_dict) that checkpoints must carry.
+    """
+    config = session.config
+    checkpoint_path, continue_run_id = (resolve_resume(config.resume) if config.resume
+                                        else (None, None))
+    loop = TrainingLoop(
+        config=config, trainer=trainer, model=model, optimizer=optimizer, scheduler=scheduler,
+        precision=session.precision, tracker=session.tracker,
+        class_names=session.bundle.classes, prepare_eval=session.preparer(),
+        eval_splits=session.eval_splits(),
+        ema=ParameterEMA(model, config.ema_decay) if config.ema_decay > 0 else None,
+        extra_state=extra_state or {},
+        on_resume=lambda state: on_resume(state.iteration))
+    loop.attach()
+
+    def body() -> None:
+        if checkpoint_path is not None:
+            loop.resume_from(checkpoint_path)
+        wall_time = loop.run(data, config.num_epochs, epoch_length)
+        write_final_outputs(session, loop, examples(), wall_time)
+
+    run_tracked(session, continue_run_id, body)
+    return loop
