@@ -21,7 +21,7 @@ from ignite.engine import Engine
 
 from augssl.augment import POLICY_NAMES
 from augssl.config import spec
-from augssl.data.loaders import cycle, resume_batches
+from augssl.data.loaders import cycle, resume_batches, view
 from augssl.engine.config import TrainingConfig
 from augssl.engine.entry import launch
 from augssl.engine.fit import fit
@@ -80,18 +80,20 @@ class UdaConfig(TrainingConfig):
 
 def make_uda_step(model, optimizer, precision, config: UdaConfig, unlabelled, prepare: dict,
                   total_steps: int):
-    """The UDA step; ``prepare`` maps each view stream to its BatchPreparer."""
+    """The UDA step; ``prepare`` maps each view stream to its BatchPreparer (whose device
+    augmentation is None when DataLoader workers made the views)."""
 
     def step(engine: Engine, batch) -> dict:
         model.train()
         t = engine.state.iteration
         images, targets, _ = batch
         unlabelled_images = next(unlabelled)[0]
-        views = [prepare[LABELLED](images, t, LABELLED),
-                 prepare[STRONG](unlabelled_images, t, STRONG)]
+        # view k is made here on the device, or was made by the DataLoader workers (cpu)
+        views = [prepare[LABELLED](view(images, 0), t, LABELLED),
+                 prepare[STRONG](view(unlabelled_images, 1), t, STRONG)]
         if config.labelled_consistency:
-            views.append(prepare[STRONG](images, t, LABELLED_STRONG))
-        clean = prepare[CLEAN](unlabelled_images, t, CLEAN)
+            views.append(prepare[LABELLED_STRONG](view(images, 1), t, LABELLED_STRONG))
+        clean = prepare[CLEAN](view(unlabelled_images, 0), t, CLEAN)
         targets = targets.to(clean.device, non_blocking=True)
         with precision.autocast():
             with torch.no_grad():
@@ -128,16 +130,19 @@ def training(local_rank: int, config: UdaConfig, entry: str = ENTRY) -> None:
     model = session.create_model()
     optimizer = idist.auto_optim(build_optimizer(config, model.parameters()))
     train = session.bundle.train
-    labelled, weak = session.batches(train, session.splits.labelled, config.batch_size,
-                                     train=True, policy=config.policy)
-    unlabelled, strong = session.batches(train, session.splits.unlabelled,
-                                         config.unlabelled_batch_size, train=True,
-                                         policy=config.strong_policy, stream=1)
+    views = (config.policy, config.strong_policy)
+    labelled, labelled_augments = session.batches(
+        train, session.splits.labelled, config.batch_size, train=True,
+        policies=views if config.labelled_consistency else views[:1])
+    unlabelled, (clean, strong) = session.batches(
+        train, session.splits.unlabelled, config.unlabelled_batch_size, train=True,
+        policies=views, stream=1)
     epoch_length = config.epoch_length or len(labelled)
     total_steps = config.num_epochs * epoch_length
     scheduler = build_scheduler(config, optimizer, total_steps)
-    prepare = {LABELLED: session.preparer(weak), CLEAN: session.preparer(weak),
-               STRONG: session.preparer(strong)}
+    prepare = {LABELLED: session.preparer(labelled_augments[0]), CLEAN: session.preparer(clean),
+               STRONG: session.preparer(strong),
+               LABELLED_STRONG: session.preparer(labelled_augments[-1])}
     trainer = Engine(make_uda_step(model, optimizer, session.precision, config, cycle(unlabelled),
                                    prepare, total_steps))
 
@@ -148,7 +153,8 @@ def training(local_rank: int, config: UdaConfig, entry: str = ENTRY) -> None:
     fit(session, trainer=trainer, model=model, optimizer=optimizer, scheduler=scheduler,
         data=labelled, epoch_length=epoch_length, on_resume=on_resume,
         examples=lambda: augmented_examples(unlabelled, strong,
-                                            session.preparer().generator_for(0), session.device))
+                                            session.preparer().generator_for(0), session.device,
+                                            view_index=1))
 
 
 if __name__ == "__main__":

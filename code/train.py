@@ -50,8 +50,9 @@ def training(local_rank: int, config: TrainConfig) -> None:
     session = open_session(ENTRY, config)
     model = session.create_model()
     optimizer = idist.auto_optim(build_optimizer(config, model.parameters()))
-    batches, augment = session.batches(session.bundle.train, session.splits.labelled,
-                                       config.batch_size, train=True, policy=config.policy)
+    batches, (augment,) = session.batches(session.bundle.train, session.splits.labelled,
+                                          config.batch_size, train=True,
+                                          policies=(config.policy,))
     epoch_length = config.epoch_length or len(batches)
     scheduler = build_scheduler(config, optimizer, config.num_epochs * epoch_length)
     trainer = Engine(make_step(model, optimizer, session.preparer(augment), session.precision,

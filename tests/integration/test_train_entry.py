@@ -69,9 +69,9 @@ def test_missing_data_names_the_searched_path(tracking, tmp_path):
     assert all_runs() == []
 
 
-def test_augmentation_in_pil_workers_trains_too(tracking):
+def test_augmentation_in_pil_workers_and_bf16_autocast_train_too(tracking):
     run_script(tracking, "code/train.py", "FashionMNIST", "smallcnn", "--params",
-               tiny(augment_on="cpu", policy="randaugment"))
+               tiny(augment_on="cpu", policy="randaugment", amp="bf16"))
     (run,) = all_runs()
     assert run.info.status == "FINISHED"
     assert run.data.metrics["test/accuracy"] > 0.3

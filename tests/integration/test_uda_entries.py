@@ -30,13 +30,14 @@ def test_uda_entries_run_end_to_end_and_log_their_losses(tracking, entry, expect
     assert metrics["test/accuracy"] > 0.2
 
 
-def test_original_parameter_names_are_accepted(tracking):
+def test_original_parameter_names_are_accepted_and_pil_workers_make_the_views(tracking):
     run_script(tracking, "code/main_uda.py", "FashionMNIST", "smallcnn", "--params",
                tiny(**UDA_TINY, data_path="", learning_rate=0.03, TSA_proba_min=0.5,
                     TSA_proba_max=1.0, num_warmup_steps=2, consistency_lambda=1.0,
                     consistency_criterion="MSE", with_TSA=True, uda_softmax_temp=0.4,
                     uda_confidence_thresh=0.5, ent_min_coeff=0.1, TSA_schedule="exp",
-                    strong_policy="randaugment", momentum=0.9, weight_decay=1e-4))
+                    strong_policy="randaugment", momentum=0.9, weight_decay=1e-4,
+                    augment_on="cpu", num_workers=1))
     (run,) = all_runs()
     assert run.info.status == "FINISHED"
     assert run.data.params["consistency_temperature"] == "0.4"

@@ -111,3 +111,22 @@ def test_batch_preparer_normalises_and_seeds_augmentation_by_step():
     assert torch.allclose(preparer(images, 1), torch.full((2, 1, 2, 2), 2.0))
     draws = [torch.rand(3, generator=preparer.generator_for(s)) for s in (5, 5, 6)]
     assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])
+
+
+def test_precision_modes():
+    from augssl.engine.amp import Precision
+
+    cpu = torch.device("cpu")
+    assert Precision("auto", cpu).dtype == torch.bfloat16
+    assert Precision("off", cpu).dtype is None
+    with pytest.raises(ConfigError, match="amp=fp16 needs a CUDA device"):
+        Precision("fp16", cpu)
+    model = torch.nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    precision = Precision("bf16", cpu)
+    with precision.autocast():
+        output = model(torch.randn(3, 4))
+    assert output.dtype == torch.bfloat16
+    before = model.weight.detach().clone()
+    precision.backward_and_step(output.float().pow(2).mean(), optimizer)
+    assert not torch.equal(before, model.weight)

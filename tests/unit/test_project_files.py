@@ -36,10 +36,10 @@ def test_training_entries_default_to_the_config_defaults():
     assert train["network"]["default"] == defaults["network"]
 
 
-def _readme_defaults() -> dict[str, str]:
+def _readme_defaults(section_start: str) -> dict[str, str]:
     rows = {}
     text = (ROOT / "README.md").read_text()
-    section = text.split("The shared parameters", 1)[1].split("\n## ", 1)[0]
+    section = text.split(section_start, 1)[1].split("\n## ", 1)[0]
     for line in section.splitlines():
         match = re.match(r"\| ((?:`\w+`(?:, )?)+) \| ([^|]+) \|", line)
         if match:
@@ -49,17 +49,32 @@ def _readme_defaults() -> dict[str, str]:
     return rows
 
 
+def _matches(default, text: str) -> bool:
+    text = text.split(" (")[0].strip('"')
+    if isinstance(default, bool):
+        return text == str(default).lower()
+    if isinstance(default, str):
+        return text == default
+    return type(default)(float(text)) == default
+
+
 def test_readme_parameter_table_matches_the_config():
     defaults = {f.name: f.default for f in dataclasses.fields(TrainingConfig)}
-    documented = _readme_defaults()
+    documented = _readme_defaults("The shared parameters")
     assert len(documented) >= 15
     for key, text in documented.items():
-        default = defaults[key]
         if key == "data_path":
-            assert default == "" and text == "`input/<dataset>`"
-        elif key == "num_labelled_samples":
-            assert default == -1 and text.startswith("-1")
-        elif isinstance(default, str):
-            assert text.strip('"') == default, key
+            assert defaults[key] == "" and text == "`input/<dataset>`"
         else:
-            assert type(default)(float(text)) == default, key
+            assert _matches(defaults[key], text), key
+
+
+def test_readme_uda_table_matches_the_uda_config():
+    from main_uda import UdaConfig
+
+    fields = {f.name: f for f in dataclasses.fields(UdaConfig)}
+    names = {alias: name for name, f in fields.items() for alias in f.metadata["aliases"]}
+    documented = _readme_defaults("## UDA")
+    assert len(documented) >= 15
+    for key, text in documented.items():
+        assert _matches(fields[names.get(key, key)].default, text), key

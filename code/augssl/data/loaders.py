@@ -118,10 +118,13 @@ def cycle(batches) -> Iterator:
 
 
 class _SourceImages(torch.utils.data.Dataset):
-    def __init__(self, source, indices: np.ndarray, pil_transform: Callable | None):
+    """Items (uint8 C x H x W image, target, index); with several PIL ``views`` the image is a
+    V x C x H x W stack, one independently augmented copy per view."""
+
+    def __init__(self, source, indices: np.ndarray, views: tuple[Callable | None, ...]):
         self.source = source
         self.indices = np.asarray(indices, dtype=np.int64)
-        self.pil_transform = pil_transform
+        self.views = views
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -129,22 +132,32 @@ class _SourceImages(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         index = int(self.indices[i])
         image = self.source.load_pil(index)
-        if self.pil_transform is not None:
-            image = self.pil_transform(image)
-        array = np.asarray(image, dtype=np.uint8)
-        if array.ndim == 2:
-            array = array[:, :, None]
-        return (torch.from_numpy(array.copy()).permute(2, 0, 1),
-                int(self.source.targets[index]), index)
+        arrays = [_as_chw(view(image) if view is not None else image) for view in self.views]
+        pixels = arrays[0] if len(arrays) == 1 else torch.stack(arrays)
+        return pixels, int(self.source.targets[index]), index
+
+
+def _as_chw(image) -> torch.Tensor:
+    array = np.asarray(image, dtype=np.uint8)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+
+def view(images: torch.Tensor, k: int) -> torch.Tensor:
+    """View ``k`` of a batch: the batch itself when its views are made later on the device, or
+    slice k of a B x V x C x H x W batch whose views DataLoader workers made."""
+    return images[:, k] if images.dim() == 5 else images
 
 
 def worker_batches(source, indices: np.ndarray, batch_size: int, *, shuffle: bool,
-                   drop_last: bool, pil_transform: Callable | None, num_workers: int,
+                   drop_last: bool, views: tuple[Callable | None, ...], num_workers: int,
                    seed: int = 0, stream: int = 0, pin_memory: bool = False):
-    """A DataLoader over ``source`` whose workers open (and optionally augment) each image."""
+    """A DataLoader over ``source`` whose workers open each image and make its ``views`` (PIL
+    transforms, None for the image as it is)."""
     import ignite.distributed as idist
 
-    dataset = _SourceImages(source, indices, pil_transform)
+    dataset = _SourceImages(source, indices, views)
     generator = torch.Generator().manual_seed(derived_seed(seed, _ORDER, stream))
     return idist.auto_dataloader(
         dataset, batch_size=batch_size * idist.get_world_size(), shuffle=shuffle,

@@ -36,9 +36,12 @@ def parse_command_line(entry: str, config_cls: type, argv: list[str] | None = No
 def preflight(config) -> None:
     """Fail on every input error that can be found without training: names, data, resume."""
     from augssl.data.sources import load_dataset
+    from augssl.engine.amp import Precision
+    from augssl.engine.session import select_device
     from augssl.models import check_model_name
 
     check_model_name(config.network)
+    Precision(config.amp, select_device(config.device))
     load_dataset(config.dataset, config.data_path or None)
     if config.resume:
         from augssl.engine.checkpoint import resolve_resume

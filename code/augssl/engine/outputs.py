@@ -6,6 +6,7 @@ import json
 
 import torch
 
+from augssl.data.loaders import view
 from augssl.engine.figures import save_augmented_grid, save_confusion_matrix
 from augssl.engine.model_export import export_final_model
 
@@ -34,7 +35,9 @@ def write_final_outputs(session, loop, augmented_examples: torch.Tensor, wall_ti
     return summary
 
 
-def augmented_examples(batches, augment, generator: torch.Generator, device) -> torch.Tensor:
-    """Up to 32 images of the first batch, augmented as in training."""
-    images = next(iter(batches))[0][:32].to(device)
+def augmented_examples(batches, augment, generator: torch.Generator, device,
+                       view_index: int = 0) -> torch.Tensor:
+    """Up to 32 images of the first batch in view ``view_index``, augmented as in training
+    (by ``augment`` on the device, or already by the DataLoader workers)."""
+    images = view(next(iter(batches))[0][:32], view_index).to(device)
     return augment(images, generator) if augment is not None else images

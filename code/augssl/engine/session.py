@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from augssl.augment import AugmentSpec, build_batch_transform, build_pil_transform
+from augssl.config import ConfigError
 from augssl.data.loaders import BatchPreparer, DeviceBatches, images_as_tensor, worker_batches
 from augssl.data.sources import load_dataset
 from augssl.data.splits import make_splits
@@ -24,7 +25,7 @@ def select_device(choice: str) -> torch.device:
     if choice == "cpu":
         return torch.device("cpu")
     if choice == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda but no CUDA device is visible: use device=cpu or auto.")
+        raise ConfigError("device=cuda but no CUDA device is visible: use device=cpu or auto.")
     return idist.device()
 
 
@@ -59,7 +60,7 @@ class Session:
     def num_classes(self) -> int:
         return len(self.bundle.classes)
 
-    def augment_spec(self, cutout_size: int | None = None) -> AugmentSpec:
+    def augment_spec(self) -> AugmentSpec:
         c = self.config
         return AugmentSpec(
             image_size=self.bundle.image_size, channels=self.bundle.channels,
@@ -67,7 +68,7 @@ class Session:
             autoaugment_policy=c.autoaugment_policy or default_autoaugment_policy(c.dataset),
             randaugment_num_ops=c.randaugment_num_ops,
             randaugment_magnitude=c.randaugment_magnitude,
-            cutout_size=c.cutout_size if cutout_size is None else cutout_size)
+            cutout_size=c.cutout_size)
 
     def create_model(self) -> torch.nn.Module:
         model = build_model(self.config.network, num_classes=self.num_classes,
@@ -85,32 +86,33 @@ class Session:
                                  torch.as_tensor(source.targets).to(self.device))
         return cache[id(source)]
 
-    def batches(self, source, indices, batch_size: int, *, train: bool, policy: str = "none",
-                stream: int = 0):
-        """(batches of uint8 images, batched device augmentation or None) for ``indices``.
+    def batches(self, source, indices, batch_size: int, *, train: bool,
+                policies: tuple[str, ...] = ("none",), stream: int = 0):
+        """(batches of uint8 images, one device augmentation or None per policy).
 
-        Loaders of one run with different ``stream`` numbers shuffle independently.
-
-        With ``augment_on=device`` and an in-memory source the images stay on the device;
-        otherwise DataLoader workers open them, applying the PIL policy when ``augment_on=cpu``.
+        With ``augment_on=device`` and an in-memory source the images stay on the device and each
+        policy becomes a batched device augmentation; otherwise DataLoader workers open the
+        images and, with ``augment_on=cpu``, make one PIL-augmented view per policy (take view k
+        of a batch with ``augssl.data.loaders.view``). Loaders of one run with different
+        ``stream`` numbers shuffle independently.
         """
         c = self.config
         spec = self.augment_spec()
         per_process = max(1, batch_size // self.world_size)
-        if source.in_memory and (c.augment_on == "device" or not train):
+        on_workers = train and c.augment_on == "cpu"
+        device_augments = tuple(build_batch_transform(p, spec) if train and not on_workers
+                                else None for p in policies)
+        if source.in_memory and not on_workers:
             images, targets = self._device_images(source)
             batches = DeviceBatches(images, targets, indices, per_process, shuffle=train,
-                                    drop_last=train, seed=c.seed, stream=stream, rank=self.rank,
-                                    world_size=self.world_size)
-            return batches, build_batch_transform(policy, spec) if train else None
-        on_workers = train and c.augment_on == "cpu"
+                                    drop_last=train, seed=c.seed, stream=stream,
+                                    rank=self.rank, world_size=self.world_size)
+            return batches, device_augments
+        views = tuple(build_pil_transform(p, spec) for p in policies) if on_workers else (None,)
         batches = worker_batches(source, indices, per_process, shuffle=train, drop_last=train,
-                                 pil_transform=build_pil_transform(policy, spec)
-                                 if on_workers else None,
-                                 num_workers=c.num_workers, seed=c.seed, stream=stream,
-                                 pin_memory=self.device.type == "cuda")
-        needs_device_augment = train and not on_workers
-        return batches, build_batch_transform(policy, spec) if needs_device_augment else None
+                                 views=views, num_workers=c.num_workers, seed=c.seed,
+                                 stream=stream, pin_memory=self.device.type == "cuda")
+        return batches, device_augments
 
     def eval_splits(self, batch_size: int = 512) -> dict:
         splits = {}
