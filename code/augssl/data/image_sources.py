@@ -38,7 +38,22 @@ def _check_targets(targets: np.ndarray, count: int, num_classes: int, what: str)
     return targets
 
 
-class ArraySource:
+class _LabelledImages:
+    """What every image source shares: int64 targets (-1: unlabelled) and class names."""
+
+    _targets: np.ndarray
+    _classes: tuple[str, ...]
+
+    @property
+    def targets(self) -> np.ndarray:
+        return self._targets
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self._classes)
+
+
+class ArraySource(_LabelledImages):
     """Images held in memory as an N x H x W x C uint8 array (C = 1 or 3, H = W)."""
 
     in_memory = True
@@ -74,14 +89,6 @@ class ArraySource:
         return self._images
 
     @property
-    def targets(self) -> np.ndarray:
-        return self._targets
-
-    @property
-    def classes(self) -> list[str]:
-        return list(self._classes)
-
-    @property
     def channels(self) -> int:
         return self._images.shape[3]
 
@@ -90,7 +97,7 @@ class ArraySource:
         return self._images.shape[1]
 
 
-class FolderSource:
+class FolderSource(_LabelledImages):
     """RGB image files on disk, read on demand.
 
     With ``image_size`` set, every image is resized so that its shorter side is ``image_size``
@@ -130,14 +137,6 @@ class FolderSource:
     @property
     def paths(self) -> tuple[str, ...]:
         return self._paths
-
-    @property
-    def targets(self) -> np.ndarray:
-        return self._targets
-
-    @property
-    def classes(self) -> list[str]:
-        return list(self._classes)
 
     @property
     def image_size(self) -> int | None:

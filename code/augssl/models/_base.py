@@ -59,3 +59,12 @@ def init_conv_bn_linear(model: nn.Module) -> None:
         elif isinstance(module, nn.Linear):
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
+
+
+def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    """3x3 convolution (no bias: BatchNorm follows), BatchNorm, ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )

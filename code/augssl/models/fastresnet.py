@@ -20,17 +20,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._base import FeatureClassifier, check_io_sizes
+from ._base import FeatureClassifier, check_io_sizes, conv_bn_relu
 
 LOGIT_SCALE = 0.125
-
-
-def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
 
 
 class _Residual(nn.Module):
@@ -38,14 +30,14 @@ class _Residual(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.branch = nn.Sequential(_conv_bn_relu(channels, channels), _conv_bn_relu(channels, channels))
+        self.branch = nn.Sequential(conv_bn_relu(channels, channels), conv_bn_relu(channels, channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.branch(x)
 
 
 def _downsampling_layer(in_channels: int, out_channels: int, residual: bool) -> nn.Sequential:
-    layers = [_conv_bn_relu(in_channels, out_channels), nn.MaxPool2d(2)]
+    layers = [conv_bn_relu(in_channels, out_channels), nn.MaxPool2d(2)]
     if residual:
         layers.append(_Residual(out_channels))
     return nn.Sequential(*layers)
@@ -56,7 +48,7 @@ class FastResNet(FeatureClassifier):
         super().__init__()
         check_io_sizes(num_classes, in_channels)
         self.features = nn.Sequential(
-            _conv_bn_relu(in_channels, 64),
+            conv_bn_relu(in_channels, 64),
             _downsampling_layer(64, 128, residual=True),
             _downsampling_layer(128, 256, residual=False),
             _downsampling_layer(256, 512, residual=True),

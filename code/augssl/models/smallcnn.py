@@ -16,19 +16,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._base import FeatureClassifier, check_io_sizes, init_conv_bn_linear
+from ._base import FeatureClassifier, check_io_sizes, conv_bn_relu, init_conv_bn_linear
 
 _WIDTHS = (32, 64, 128)
 _POOLED_GRID = 3
 
 
 def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(2),
-    )
+    return nn.Sequential(conv_bn_relu(in_channels, out_channels), nn.MaxPool2d(2))
 
 
 class SmallCNN(FeatureClassifier):
