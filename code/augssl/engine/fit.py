@@ -10,6 +10,7 @@ from ignite.engine import Engine
 
 from augssl.engine.checkpoint import resolve_resume
 from augssl.engine.ema import ParameterEMA
+from augssl.engine.model_export import model_metadata
 from augssl.engine.outputs import write_final_outputs
 from augssl.engine.session import Session, run_tracked
 from augssl.engine.trainer import TrainingLoop
@@ -32,6 +33,7 @@ def fit(session: Session, *, trainer: Engine, model: torch.nn.Module,
         config=config, trainer=trainer, model=model, optimizer=optimizer, scheduler=scheduler,
         precision=session.precision, tracker=session.tracker,
         class_names=session.bundle.classes, prepare_eval=session.preparer(),
+        model_metadata=model_metadata(session.bundle, config),
         eval_splits=session.eval_splits(),
         ema=ParameterEMA(model, config.ema_decay) if config.ema_decay > 0 else None,
         extra_state=extra_state or {},

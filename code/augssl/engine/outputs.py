@@ -28,7 +28,7 @@ def write_final_outputs(session, loop, augmented_examples: torch.Tensor, wall_ti
     save_confusion_matrix(matrix, session.bundle.classes, tracker.path("confusion_matrix.png"),
                           f"test accuracy {summary['test_accuracy']:.4f}")
     save_augmented_grid(augmented_examples, tracker.path("augmented_samples.png"))
-    export_final_model(loop.eval_model(), tracker, session.bundle, session.config)
+    export_final_model(loop.eval_model(), tracker, loop.model_metadata)
     tracker.path("summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"{session.entry}: test accuracy {summary['test_accuracy']:.4f} "
           f"(run {tracker.run_id}, {wall_time:.1f} s)")

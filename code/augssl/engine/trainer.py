@@ -18,6 +18,7 @@ from ignite.engine import Engine, Events
 
 from augssl.engine import checkpoint as ckpt
 from augssl.engine.evaluation import create_evaluator, evaluate
+from augssl.engine.model_export import save_model_file
 
 
 class NonFiniteLossError(RuntimeError):
@@ -35,6 +36,7 @@ class TrainingLoop:
     tracker: object
     class_names: list[str]
     prepare_eval: Callable
+    model_metadata: dict = field(default_factory=dict)
     eval_splits: dict = field(default_factory=dict)
     ema: object = None
     extra_state: dict = field(default_factory=dict)
@@ -127,9 +129,9 @@ class TrainingLoop:
 
     def _save_best(self, step: int) -> None:
         if self.tracker.enabled:
-            torch.save({"model": self.eval_model().state_dict(), "iteration": step,
-                        "validation_accuracy": self.best_accuracy},
-                       self.tracker.path("best_model.pt"))
+            save_model_file(self.eval_model(), self.model_metadata,
+                            self.tracker.path("best_model.pt"), iteration=step,
+                            validation_accuracy=self.best_accuracy)
 
     def _on_completed(self, engine: Engine) -> None:
         self._evaluate(engine)  # the final figures always come from the final weights
