@@ -11,7 +11,11 @@ Pieces:
   implicit differentiation over the classifier's last layer.
 - :class:`HyperOptimizer` and :func:`is_hyper_epoch` (``hyperopt``): row-wise RMSprop over the
   learned tables, and the warm / alternating epoch schedule.
-- The biased data itself comes from :func:`augssl.data.bias.make_biased_split`.
+- The biased data itself comes from :func:`augssl.data.bias.make_biased_split`;
+  :func:`draw_biased_split` (``training_set``) draws it from a smaller class-balanced pool when
+  asked, and :class:`TrainingRows` maps a loader's indices to table rows and noisy labels.
+- :func:`noisy_weight_auc` and :func:`augment_parameters` (``diagnostics``) read the learned
+  tables; ``figures`` plots them (imported on its own: it loads matplotlib).
 
 Rows of the per-image tables are positions ``0 .. N-1`` in the biased training set
 (``BiasedSplit.train_indices``), so the training loader must yield each image's position along
@@ -56,6 +60,7 @@ from augssl.search.autodo.augment_model import (
     affine_warp,
     sep_memory_bytes,
 )
+from augssl.search.autodo.diagnostics import augment_parameters, noisy_weight_auc
 from augssl.search.autodo.hypergrad import (
     DEFAULT_NEUMANN_ALPHA,
     DEFAULT_NEUMANN_TERMS,
@@ -66,6 +71,7 @@ from augssl.search.autodo.hypergrad import (
 from augssl.search.autodo.hyperopt import DEFAULT_HYPER_LR, HyperOptimizer, is_hyper_epoch
 from augssl.search.autodo.loss_model import LABEL_SMOOTHING, LOSS_MODES, LossModel, loss_memory_bytes
 from augssl.search.autodo.rows import RowSlice, take_rows
+from augssl.search.autodo.training_set import TrainingRows, draw_biased_split
 
 __all__ = [
     "AFFINE_OPS",
@@ -81,11 +87,15 @@ __all__ = [
     "HyperOptimizer",
     "LossModel",
     "RowSlice",
+    "TrainingRows",
     "affine_warp",
+    "augment_parameters",
+    "draw_biased_split",
     "implicit_hypergradient",
     "is_hyper_epoch",
     "loss_memory_bytes",
     "network_hypergradient",
+    "noisy_weight_auc",
     "sep_memory_bytes",
     "take_rows",
 ]

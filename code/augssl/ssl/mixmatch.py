@@ -1,0 +1,104 @@
+"""The MixMatch family's pieces RealMix uses: label guessing with sharpening, MixUp over the whole
+set, the ramp of the unlabelled loss weight, out-of-distribution masking, and BatchNorm updates
+taken from the labelled batch only."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def sharpen(probabilities: torch.Tensor, temperature: float) -> torch.Tensor:
+    """p^(1/T) renormalised over the classes (T < 1 sharpens)."""
+    powered = probabilities.clamp(min=1e-12) ** (1.0 / temperature)
+    return powered / powered.sum(dim=1, keepdim=True)
+
+
+@torch.no_grad()
+def guess_labels(logits_per_view: list[torch.Tensor], temperature: float) -> torch.Tensor:
+    """Average the softmax over the augmented views, then sharpen; never differentiated."""
+    mean = torch.stack([torch.softmax(v.float(), dim=1) for v in logits_per_view]).mean(0)
+    return sharpen(mean, temperature)
+
+
+def mixup_lambda(beta: float, rng: np.random.Generator) -> float:
+    """lambda ~ Beta(beta, beta), then max(lambda, 1 - lambda): every mixed sample stays closer
+    to its own original, so position i keeps the identity (and the loss) of sample i."""
+    draw = float(rng.beta(beta, beta))
+    return max(draw, 1.0 - draw)
+
+
+def mixup(inputs: torch.Tensor, targets: torch.Tensor, lam: float, order: torch.Tensor
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mix sample i with sample order[i], inputs and targets alike."""
+    return (lam * inputs + (1.0 - lam) * inputs[order],
+            lam * targets + (1.0 - lam) * targets[order])
+
+
+def ramp(step: int, ramp_steps: int) -> float:
+    """Linear from 0 to 1 over ``ramp_steps`` steps, then 1."""
+    if ramp_steps <= 0:
+        return 1.0
+    return min(1.0, step / ramp_steps)
+
+
+def confidence_mask(guesses: torch.Tensor, drop_fraction: float) -> torch.Tensor:
+    """1 for the samples kept, 0 for the ``drop_fraction`` least confident (by max probability).
+
+    Out-of-distribution masking: unlabelled images of classes the model does not know tend to
+    get flat guesses; dropping the least confident keeps them out of the unlabelled loss.
+    """
+    count = len(guesses)
+    dropped = int(round(drop_fraction * count))
+    mask = torch.ones(count, device=guesses.device)
+    if dropped > 0:
+        least_confident = guesses.max(dim=1).values.argsort()[:dropped]
+        mask[least_confident] = 0.0
+    return mask
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-sample cross-entropy against soft targets."""
+    return -(targets * F.log_softmax(logits.float(), dim=1)).sum(dim=1)
+
+
+def masked_squared_error(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+                         ) -> torch.Tensor:
+    """Mean over kept samples and classes of (softmax(logits) - targets)^2."""
+    per_sample = ((torch.softmax(logits.float(), dim=1) - targets) ** 2).mean(dim=1)
+    return (per_sample * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+@contextlib.contextmanager
+def frozen_batchnorm_statistics(model: torch.nn.Module):
+    """Forward passes inside use batch statistics but leave the running statistics as they are.
+
+    MixMatch's reference code lets only the labelled batch update BatchNorm's running
+    statistics (it interleaves the batches for that); running the other batches under this
+    context is the same in effect.
+    """
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in layers]
+    counts = [m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None
+              for m in layers]
+    for m in layers:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, momentum, count in zip(layers, momenta, counts):
+            m.momentum = momentum
+            if count is not None:
+                m.num_batches_tracked.copy_(count)
+
+
+@torch.no_grad()
+def decay_weights(model: torch.nn.Module, factor: float) -> None:
+    """Decoupled weight decay: multiply the weights of convolutions and linear layers (not the
+    biases or BatchNorm) by ``factor`` = 1 - wd * lr, once per step."""
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            module.weight.mul_(factor)

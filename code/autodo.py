@@ -1,0 +1,383 @@
+"""AutoDO (Gudovskiy et al., CVPR 2021): learned augmentation and loss for biased training data.
+
+The training set is biased first (imbalance ratio ``ir``, label noise ratio ``nr``, drawn from
+``seed`` and ``run``); a clean, class-balanced validation split is held out before and is never
+biased. Then one of the original's configurations trains on it:
+
+- baselines: ``aug_model`` NONE (no augmentation), RAND (RandAugment), AUTO (AutoAugment with the
+  data set's published policy: the original used the policy Fast AutoAugment found instead);
+  DADA is refused, no DADA policy being available here;
+- AutoDO: ``aug_model`` SHA or SEP (learned affine augmentation, one parameter set or one per
+  image) and/or ``loss_model`` WGHT, SOFT or BOTH (learned per-image weights, soft labels),
+  learned with ``hyper_opt=HES``: after ``warm_epochs`` ordinary epochs, hyper epochs (the
+  network held fixed, one implicit hyper-gradient step on the tables per batch, against a clean
+  validation batch) alternate with ordinary epochs (the network trained through the tables).
+
+The best model is chosen on the clean validation split; the test split is only reported.
+
+    python code/autodo.py SVHN wideresnet --params "ir=100;nr=0.1;run=0;aug_model=SEP;loss_model=BOTH;hyper_opt=HES"
+
+Artifacts besides every entry's: ``biased_split.npz`` (read it with
+``augssl.data.bias.load_biased_split``) and, when tables are learned, ``autodo_parameters.npz``,
+``learned_weights.png`` (WGHT, BOTH) and ``learned_augmentation.png`` (SHA, SEP).
+"""
+
+from __future__ import annotations
+
+import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
+
+from dataclasses import dataclass
+
+import ignite.distributed as idist
+import numpy as np
+import torch
+import torch.nn.functional as F
+from ignite.engine import Engine, Events
+
+from augssl.augment import POLICY_NAMES
+from augssl.config import ConfigError, spec
+from augssl.data.bias import BiasedSplit, save_biased_split
+from augssl.data.loaders import cycle, derived_seed, resume_batches
+from augssl.data.splits import Splits
+from augssl.engine.config import TrainingConfig
+from augssl.engine.entry import launch
+from augssl.engine.fit import fit
+from augssl.engine.optim import build_optimizer, build_scheduler
+from augssl.engine.outputs import augmented_examples
+from augssl.engine.session import open_session
+from augssl.search.autodo import (
+    AFFINE_OPS,
+    DEFAULT_HYPER_LR,
+    DEFAULT_NEUMANN_ALPHA,
+    DEFAULT_NEUMANN_TERMS,
+    LOSS_MODES,
+    AffineAugment,
+    HyperOptimizer,
+    LossModel,
+    TrainingRows,
+    augment_parameters,
+    draw_biased_split,
+    is_hyper_epoch,
+    network_hypergradient,
+    noisy_weight_auc,
+)
+
+ENTRY = "autodo"
+
+AUG_MODELS = ("NONE", "RAND", "AUTO", "DADA", "SHA", "SEP")
+LEARNED_AUG_MODELS = ("SHA", "SEP")
+HYPER_OPTS = ("NONE", "HES")
+# The uint8 augmentation each aug_model stands for; SHA and SEP warp the normalised images later.
+POLICY_OF = {"NONE": "none", "RAND": "randaugment", "AUTO": "autoaugment", "SHA": "none",
+             "SEP": "none"}
+
+BIASED_SPLIT_FILE = "biased_split.npz"
+LEARNED_TABLES_FILE = "autodo_parameters.npz"
+
+# Within one step the uint8 policy draws from stream 0 and the learned warp from this one.
+AFFINE_STREAM = 1
+# Keeps the initial weights of run r apart from every other use of the seed.
+_RUN_WEIGHTS = 7
+
+
+@dataclass(frozen=True)
+class AutodoConfig(TrainingConfig):
+    num_epochs: int = spec(200, "epochs, hyper epochs included (the original: 200)", min=1)
+    num_validation_samples: int = spec(10000, "clean, class-balanced validation images held out "
+                                       "before the bias (the original: 10000); best-model "
+                                       "selection and the hyper steps use them", min=1)
+    num_labelled_samples: int = spec(-1, "clean training images drawn class-balanced before the "
+                                     "bias is imposed; -1: every non-validation image", min=-1)
+    policy: str = spec("", "augmentation of the uint8 images; empty: the one aug_model stands "
+                       "for (RAND: randaugment, AUTO: autoaugment, otherwise none)",
+                       choices=("",) + POLICY_NAMES)
+    imbalance_ratio: float = spec(1.0, "IR: the upper half of the classes keeps 1/IR of its "
+                                  "images, pooled; 1: no imbalance", min=1.0, aliases=("ir",))
+    noise_ratio: float = spec(0.0, "NR: fraction of the training labels redrawn uniformly from "
+                              "all classes, in [0, 1)", min=0.0, max=1.0, aliases=("nr",))
+    run: int = spec(0, "repeat number (the original's -r runN): with seed it draws the biased "
+                    "split and the initial weights", min=0)
+    aug_model: str = spec("NONE", "NONE, RAND (RandAugment), AUTO (AutoAugment), DADA (not "
+                          "available), SHA or SEP (learned affine: shared, one set per image)",
+                          choices=AUG_MODELS)
+    loss_model: str = spec("NONE", "NONE (cross-entropy), WGHT (learned per-image weights), SOFT "
+                           "(learned soft labels), BOTH", choices=LOSS_MODES,
+                           aliases=("los_model",))
+    hyper_opt: str = spec("NONE", "HES: learn the SHA/SEP augmentation and the loss model by "
+                          "implicit hyper-gradients; NONE for the baselines", choices=HYPER_OPTS)
+    hyper_terms: int = spec(DEFAULT_NEUMANN_TERMS, "Neumann series terms of the inverse Hessian",
+                            min=0)
+    hyper_alpha: float = spec(DEFAULT_NEUMANN_ALPHA, "Neumann series step, below 2 / the largest "
+                              "Hessian eigenvalue", min=0.0)
+    hyper_lr: float = spec(DEFAULT_HYPER_LR, "RMSprop learning rate of the learned tables",
+                           min=0.0)
+    warm_epochs: int = spec(50, "ordinary epochs before the first hyper epoch (the original: 50 "
+                            "of 200)", min=0)
+
+    def __post_init__(self) -> None:
+        if not self.policy and self.aug_model in POLICY_OF:
+            object.__setattr__(self, "policy", POLICY_OF[self.aug_model])
+
+    def validate(self) -> None:
+        super().validate()
+        if self.noise_ratio >= 1:
+            raise ConfigError(f"noise_ratio={self.noise_ratio} redraws every training label, "
+                              "leaving nothing clean to learn from: expected 0 <= noise_ratio "
+                              "< 1 (the paper uses 0.1 to 0.5).")
+        if self.aug_model == "DADA":
+            raise ConfigError("aug_model=DADA is not available yet: no published DADA policy "
+                              "is part of this project. Use AUTO (AutoAugment) or RAND "
+                              "(RandAugment) as the searched-policy baseline.")
+        implied = POLICY_OF[self.aug_model]
+        if self.policy != implied:
+            raise ConfigError(f"policy={self.policy!r} contradicts aug_model={self.aug_model}, "
+                              f"which means policy={implied!r}: drop policy from params and "
+                              "choose the augmentation with aug_model.")
+        learns = self.aug_model in LEARNED_AUG_MODELS or self.loss_model != "NONE"
+        if self.hyper_opt == "HES" and not learns:
+            raise ConfigError(f"hyper_opt=HES has nothing to learn with aug_model="
+                              f"{self.aug_model} and loss_model=NONE: set aug_model=SHA or SEP "
+                              "and/or loss_model=WGHT, SOFT or BOTH, or hyper_opt=NONE.")
+        if self.hyper_opt == "NONE" and learns:
+            learned = [f"aug_model={self.aug_model}" if self.aug_model in LEARNED_AUG_MODELS
+                       else "", f"loss_model={self.loss_model}" if self.loss_model != "NONE"
+                       else ""]
+            raise ConfigError(f"{' and '.join(filter(None, learned))} would stay at the initial "
+                              "values: only hyper_opt=HES learns them. Add hyper_opt=HES, or "
+                              "use aug_model NONE/RAND/AUTO with loss_model=NONE.")
+        if self.hyper_opt == "HES":
+            self._validate_hyper()
+        if self.label_smoothing > 0 and self.hyper_opt == "HES":
+            raise ConfigError(f"label_smoothing={self.label_smoothing} applies to the baselines' "
+                              "cross-entropy only; with hyper_opt=HES the loss model sets the "
+                              "targets (its soft labels start smoothed). Set label_smoothing=0.")
+
+    def _validate_hyper(self) -> None:
+        if self.warm_epochs >= self.num_epochs:
+            raise ConfigError(f"warm_epochs={self.warm_epochs} leaves no hyper epoch in "
+                              f"num_epochs={self.num_epochs}: expected warm_epochs < "
+                              "num_epochs (the original: 50 of 200).")
+        if self.hyper_alpha <= 0 or self.hyper_lr <= 0:
+            raise ConfigError(f"hyper_alpha={self.hyper_alpha} and hyper_lr={self.hyper_lr} must "
+                              "both be > 0 (defaults 0.01 and 0.05).")
+        if self.backend:
+            raise ConfigError("hyper_opt=HES runs in one process: the learned tables are not "
+                              "synchronised between processes. Drop backend and "
+                              "nproc_per_node.")
+
+
+def biased_split(config: AutodoConfig, bundle) -> BiasedSplit:
+    pool = None if config.num_labelled_samples < 0 else config.num_labelled_samples
+    return draw_biased_split(np.asarray(bundle.train.targets), len(bundle.classes),
+                             config.num_validation_samples, pool, config.imbalance_ratio,
+                             config.noise_ratio, config.seed, config.run)
+
+
+def check_biased_split(config: AutodoConfig) -> None:
+    """Before any run: the data set can give the split asked for (class sizes, IR)."""
+    from augssl.data.sources import load_dataset
+
+    biased_split(config, load_dataset(config.dataset, config.data_path or None))
+
+
+@dataclass
+class LearnedTables:
+    """What hyper epochs learn; ``augment`` is None for the baselines and NONE loss models
+    have no table."""
+
+    augment: AffineAugment | None
+    loss_model: LossModel
+    hyper_optimizer: HyperOptimizer | None
+
+    @classmethod
+    def build(cls, config: AutodoConfig, split: BiasedSplit, device) -> "LearnedTables":
+        augment = None
+        if config.aug_model in LEARNED_AUG_MODELS:
+            augment = AffineAugment(config.aug_model, num_images=len(split)).to(device)
+        loss_model = LossModel(config.loss_model, torch.as_tensor(split.train_targets),
+                               split.num_classes).to(device)
+        tables = [*(augment.parameters() if augment is not None else ()),
+                  *loss_model.parameters()]
+        hyper_optimizer = (HyperOptimizer(tables, lr=config.hyper_lr)
+                           if config.hyper_opt == "HES" else None)
+        return cls(augment, loss_model, hyper_optimizer)
+
+    def state_objects(self) -> dict:
+        """The objects checkpoints carry so that a resumed run learns on from where it was."""
+        objects = {"augment": self.augment, "hyper_optimizer": self.hyper_optimizer,
+                   "loss_model": self.loss_model if self.loss_model.mode != "NONE" else None}
+        return {name: obj for name, obj in objects.items() if obj is not None}
+
+
+def make_autodo_step(model, optimizer, precision, prepare, prepare_validation, rows: TrainingRows,
+                     tables: LearnedTables, validation, config: AutodoConfig):
+    """One step: a hyper-gradient step on the tables in hyper epochs, else a training step of the
+    network through the (constant) tables. Loader targets are ignored: ``rows`` gives the
+    biased set's labels."""
+    augment, loss_model = tables.augment, tables.loss_model
+
+    def training_step(images, indices, t: int) -> dict:
+        model.train()
+        positions, targets = rows(indices)
+        inputs = prepare(images, t)
+        if augment is not None:
+            inputs = augment(inputs, positions, prepare.generator_for(t, AFFINE_STREAM))
+        with precision.autocast():
+            logits = model(inputs).float()
+        if loss_model.mode == "NONE":
+            loss = F.cross_entropy(logits, targets, label_smoothing=config.label_smoothing)
+        else:
+            loss = loss_model(logits, targets, positions)
+        precision.backward_and_step(loss, optimizer)
+        return {"loss": loss.detach()}
+
+    def hyper_step(images, indices, t: int) -> dict:
+        # The network is held fixed, BatchNorm statistics included: in eval mode the validation
+        # images never reach the running statistics the test evaluation uses.
+        model.eval()
+        positions, targets = rows(indices)
+        val_images, val_targets, _ = next(validation)
+        inputs, val_inputs = prepare(images, t), prepare_validation(val_images)
+        step = network_hypergradient(
+            model, augment, loss_model, inputs, targets, positions, val_inputs,
+            val_targets.to(val_inputs.device), prepare.generator_for(t, AFFINE_STREAM),
+            terms=config.hyper_terms, alpha=config.hyper_alpha)
+        tables.hyper_optimizer.step(step.slices, step.grads)
+        return {"loss": torch.tensor(step.train_loss), "hyper_train_loss": step.train_loss,
+                "hyper_val_loss": step.val_loss}
+
+    def step(engine: Engine, batch) -> dict:
+        images, _, indices = batch
+        t = engine.state.iteration
+        if tables.hyper_optimizer is not None and is_hyper_epoch(engine.state.epoch,
+                                                                 config.warm_epochs):
+            return hyper_step(images, indices, t)
+        return training_step(images, indices, t)
+
+    return step
+
+
+def learned_tables_summary(tables: LearnedTables, split: BiasedSplit) -> dict[str, float]:
+    """Metrics of the tables as they are: weight separation of noisy labels, mean augmentation."""
+    metrics = {}
+    if tables.loss_model.weight_logits is not None:
+        weights = tables.loss_model.weights().cpu().numpy()
+        auc = noisy_weight_auc(weights, split.is_noisy)
+        if auc is not None:
+            metrics["noisy_weight_auc"] = auc
+            metrics["learned_weight/noisy_mean"] = float(weights[split.is_noisy].mean())
+            metrics["learned_weight/clean_mean"] = float(weights[~split.is_noisy].mean())
+    if tables.augment is not None:
+        probability, magnitude = augment_parameters(tables.augment)
+        for k, name in enumerate(AFFINE_OPS):
+            metrics[f"learned_augment/{name}_probability"] = float(probability[:, k].mean())
+            metrics[f"learned_augment/{name}_magnitude"] = float(magnitude[:, k].mean())
+    return metrics
+
+
+def write_learned_tables(tables: LearnedTables, split: BiasedSplit, tracker) -> None:
+    """The final tables as ``autodo_parameters.npz`` and their figures."""
+    from augssl.search.autodo.figures import save_augment_parameters, save_weight_histogram
+
+    arrays = {}
+    if tables.loss_model.weight_logits is not None:
+        weights = tables.loss_model.weights().cpu().numpy()
+        arrays["weights"] = weights
+        save_weight_histogram(weights, split.is_noisy, tracker.path("learned_weights.png"),
+                              noisy_weight_auc(weights, split.is_noisy))
+    soft_labels = tables.loss_model.soft_labels()
+    if soft_labels is not None:
+        arrays["soft_labels"] = soft_labels.cpu().numpy()
+    if tables.augment is not None:
+        probability, magnitude = augment_parameters(tables.augment)
+        arrays.update(augment_table=tables.augment.table.detach().float().cpu().numpy(),
+                      augment_probability=probability, augment_magnitude=magnitude,
+                      augment_ops=np.array(AFFINE_OPS))
+        save_augment_parameters(probability, magnitude, tables.augment.mode,
+                                tracker.path("learned_augmentation.png"))
+    np.savez(tracker.path(LEARNED_TABLES_FILE), **arrays)
+
+
+def attach_autodo_outputs(trainer: Engine, tracker, split: BiasedSplit, tables: LearnedTables,
+                          warm_epochs: int) -> None:
+    """The biased split when the run starts, the tables' metrics after each hyper epoch (the only
+    epochs that change them) and their files when training ends."""
+
+    @trainer.on(Events.STARTED)
+    def save_split(engine: Engine) -> None:
+        if not tracker.enabled:
+            return
+        save_biased_split(split, tracker.path(BIASED_SPLIT_FILE))
+        if engine.state.iteration == 0:
+            tracker.log_metrics({"bias/train_images": len(split),
+                                 "bias/validation_images": len(split.validation_indices),
+                                 "bias/noisy_fraction": float(split.is_noisy.mean())}, 0)
+
+    if tables.hyper_optimizer is None:
+        return
+
+    @trainer.on(Events.EPOCH_COMPLETED)
+    def log_tables(engine: Engine) -> None:
+        if is_hyper_epoch(engine.state.epoch, warm_epochs):
+            tracker.log_metrics(learned_tables_summary(tables, split), engine.state.iteration)
+
+    @trainer.on(Events.COMPLETED)
+    def save_tables(engine: Engine) -> None:
+        if tracker.enabled:
+            write_learned_tables(tables, split, tracker)
+
+
+def warped_examples(batches, prepare, augment: AffineAugment, rows: TrainingRows) -> torch.Tensor:
+    """Up to 32 training images as the learned augmentation shows them to the model (uint8)."""
+    images, _, indices = next(iter(batches))
+    positions, _ = rows(indices[:32])
+    warped = augment(prepare(images[:32]), positions, prepare.generator_for(0, AFFINE_STREAM))
+    return (warped / prepare.inv_std + prepare.mean).round().clamp(0, 255).to(torch.uint8)
+
+
+def training(local_rank: int, config: AutodoConfig) -> None:
+    session = open_session(ENTRY, config)
+    train = session.bundle.train
+    split = biased_split(config, session.bundle)
+    # The session's own split knows nothing of the bias: evaluation and best-model selection
+    # must use the clean validation split held out before it.
+    session.splits = Splits(labelled=split.train_indices, unlabelled=split.train_indices,
+                            validation=split.validation_indices)
+    torch.manual_seed(derived_seed(config.seed, _RUN_WEIGHTS, config.run))
+    model = session.create_model()
+    optimizer = idist.auto_optim(build_optimizer(config, model.parameters()))
+    batches, (policy,) = session.batches(train, split.train_indices, config.batch_size,
+                                         train=True, policies=(config.policy,))
+    epoch_length = config.epoch_length or len(batches)
+    scheduler = build_scheduler(config, optimizer, config.num_epochs * epoch_length)
+    rows = TrainingRows(split, len(train), session.device)
+    tables = LearnedTables.build(config, split, session.device)
+    validation_batches = validation = None
+    if tables.hyper_optimizer is not None:
+        validation_batches, _ = session.batches(train, split.validation_indices,
+                                                config.batch_size, train=True, stream=1)
+        validation = cycle(validation_batches)
+    prepare = session.preparer(policy)
+    trainer = Engine(make_autodo_step(model, optimizer, session.precision, prepare,
+                                      session.preparer(), rows, tables, validation, config))
+    attach_autodo_outputs(trainer, session.tracker, split, tables, config.warm_epochs)
+
+    def on_resume(iteration: int) -> None:
+        resume_batches(batches, iteration)
+        if validation_batches is not None:
+            # one validation batch per hyper step so far
+            resume_batches(validation_batches, tables.hyper_optimizer.steps)
+
+    def examples() -> torch.Tensor:
+        if tables.augment is not None:
+            return warped_examples(batches, prepare, tables.augment, rows)
+        return augmented_examples(batches, policy, prepare.generator_for(0), session.device)
+
+    fit(session, trainer=trainer, model=model, optimizer=optimizer, scheduler=scheduler,
+        data=batches, epoch_length=epoch_length, on_resume=on_resume, examples=examples,
+        extra_state=tables.state_objects())
+
+
+if __name__ == "__main__":
+    torch.set_float32_matmul_precision("high")
+    launch(ENTRY, AutodoConfig, training, extra_checks=check_biased_split)
