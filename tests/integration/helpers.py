@@ -15,8 +15,8 @@ needs_fashion_mnist = pytest.mark.skipif(
     reason="Fashion-MNIST is not installed (make data)")
 
 TINY = {"num_labelled_samples": 600, "num_validation_samples": 300, "batch_size": 64,
-        "num_epochs": 2, "log_every": 2, "checkpoint_every": 5, "num_workers": 0,
-        "cutout_size": 8}
+        "num_epochs": 2, "eval_every": 2, "log_every": 2, "checkpoint_every": 5,
+        "num_workers": 0, "cutout_size": 8}
 
 
 def tiny(**overrides) -> str:

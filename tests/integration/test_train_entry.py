@@ -18,7 +18,7 @@ def _artifact_dir(run) -> Path:
 
 @pytest.mark.parametrize("project", [".", "experiments"])
 def test_mlflow_run_of_train_logs_params_metrics_artifacts_and_tensorboard(tracking, project):
-    params = tiny(policy="autoaugment", learning_rate=0.05, seed=3)
+    params = tiny(policy="autoaugment", learning_rate=0.05, seed=3, eval_every=1)
     run_script(tracking, "-m", "mlflow", "run", str(ROOT / project), "-e", "train",
                "--env-manager", "local", "--experiment-name", "e2e",
                "-P", "dataset=FashionMNIST", "-P", "network=smallcnn", "-P", f"params={params}")

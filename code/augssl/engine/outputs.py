@@ -7,7 +7,6 @@ import json
 import torch
 
 from augssl.data.loaders import view
-from augssl.engine.figures import save_augmented_grid, save_confusion_matrix
 from augssl.engine.model_export import export_final_model
 
 
@@ -25,6 +24,8 @@ def write_final_outputs(session, loop, augmented_examples: torch.Tensor, wall_ti
                "run_id": tracker.run_id, **(extra_summary or {})}
     if not tracker.enabled:
         return summary
+    from augssl.engine.figures import save_augmented_grid, save_confusion_matrix
+
     save_confusion_matrix(matrix, session.bundle.classes, tracker.path("confusion_matrix.png"),
                           f"test accuracy {summary['test_accuracy']:.4f}")
     save_augmented_grid(augmented_examples, tracker.path("augmented_samples.png"))

@@ -1,4 +1,7 @@
-"""MLflow and TensorBoard logging for one run; a no-op on every process but rank 0."""
+"""MLflow and TensorBoard logging for one run; a no-op on every process but rank 0.
+
+mlflow is imported where it is used: an entry that stops on a bad parameter never pays for it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-import mlflow
 
 from augssl.config import ConfigError, as_flat_dict
 
@@ -24,6 +26,8 @@ def local_artifact_dir(artifact_uri: str) -> Path | None:
 
 def run_artifact_dir(run_id: str) -> Path:
     """Local artifact folder of an existing run; a clear error when the run does not exist."""
+    import mlflow
+
     try:
         run = mlflow.tracking.MlflowClient().get_run(run_id)
     except mlflow.exceptions.MlflowException:
@@ -50,6 +54,8 @@ class RunTracker:
     def start(self, entry: str, config, continue_run_id: str | None = None) -> None:
         if not self.enabled:
             return
+        import mlflow
+
         launcher_run = os.environ.get("MLFLOW_RUN_ID")
         if continue_run_id and launcher_run and launcher_run != continue_run_id:
             # `mlflow run` opened a fresh run for this resumption: point it at the run that goes on.
@@ -70,6 +76,8 @@ class RunTracker:
         self._tensorboard = SummaryWriter(logdir=str(folder / "tensorboard"))
 
     def _log_params(self, entry: str, config) -> None:
+        import mlflow
+
         wanted = {"entry": entry, **{k: str(v) for k, v in as_flat_dict(config).items()}}
         wanted.pop("resume", None)
         existing = mlflow.get_run(self.run_id).data.params
@@ -88,6 +96,8 @@ class RunTracker:
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         if not self.enabled:
             return
+        import mlflow
+
         mlflow.log_metrics(metrics, step=step)
         for name, value in metrics.items():
             self._tensorboard.add_scalar(name, value, step)
@@ -101,6 +111,8 @@ class RunTracker:
     def finish(self, status: str) -> None:
         if not self.enabled or self.run_id is None:
             return
+        import mlflow
+
         if self._tensorboard is not None:
             self._tensorboard.close()
         if self._upload_on_close:
