@@ -378,6 +378,10 @@ def training(local_rank: int, config: AutodoConfig) -> None:
         extra_state=tables.state_objects())
 
 
+def main(argv: list[str] | None = None) -> None:
+    launch(ENTRY, AutodoConfig, training, argv, extra_checks=check_biased_split)
+
+
 if __name__ == "__main__":
     torch.set_float32_matmul_precision("high")
-    launch(ENTRY, AutodoConfig, training, extra_checks=check_biased_split)
+    main()

@@ -115,10 +115,11 @@ class AwsSearchConfig(TrainingConfig):
                                       min=-1.0)
 
     def validate(self) -> None:
-        if self.backend:
-            raise ConfigError(f"backend={self.backend!r}: aws_search trains in one process; "
-                              "its policy evaluations scale out with executor=ray instead. "
-                              "Leave backend empty.")
+        if self.backend or self.nproc_per_node > 1:
+            raise ConfigError(f"backend={self.backend!r}, nproc_per_node={self.nproc_per_node}: "
+                              "aws_search trains in one process; its policy evaluations scale "
+                              "out with executor=ray instead. Leave backend empty and "
+                              "nproc_per_node=1.")
         super().validate()
         if self.augment_on != "device":
             raise ConfigError("augment_on=cpu is not available to aws_search: the pairs each "
@@ -372,14 +373,16 @@ def open_executor(session: Session, model, optimizer, epoch_length: int):
 
 
 class SearchProgress:
-    """What stage 2 has done, checkpointed with the shared weights: the policy with its PPO
-    state (Adam, reward baseline), the loops finished, and the entropy before any loop and
-    after each."""
+    """Where the search stands, checkpointed with the shared weights: whether stage 1 is over,
+    the policy with its PPO state (Adam, reward baseline), the loops finished, and the entropy
+    before any loop and after each."""
 
     def __init__(self, ppo: PolicyPPO):
         self.ppo = ppo
+        self.stage1_finished = False
         self.finished_loops = 0
-        self.entropies = [float(ppo.policy.entropy())]
+        with torch.no_grad():
+            self.entropies = [float(ppo.policy.entropy())]
 
     @property
     def policy(self) -> PairPolicy:
@@ -390,11 +393,12 @@ class SearchProgress:
         self.entropies.append(stats["entropy"])
 
     def state_dict(self) -> dict:
-        return {"ppo": self.ppo.state_dict(), "finished_loops": self.finished_loops,
-                "entropies": list(self.entropies)}
+        return {"ppo": self.ppo.state_dict(), "stage1_finished": self.stage1_finished,
+                "finished_loops": self.finished_loops, "entropies": list(self.entropies)}
 
     def load_state_dict(self, state: dict) -> None:
         self.ppo.load_state_dict(state["ppo"])
+        self.stage1_finished = bool(state["stage1_finished"])
         self.finished_loops = int(state["finished_loops"])
         self.entropies = [float(value) for value in state["entropies"]]
 
@@ -406,7 +410,9 @@ def save_search_checkpoint(loop: TrainingLoop, number: int) -> None:
 
 
 def save_shared_weights(session: Session, loop: TrainingLoop) -> None:
-    validation = loop.last_results["validation"][0]["validation/accuracy"]
+    metrics, _ = evaluate(loop.evaluator, loop.eval_splits["validation"], "validation",
+                          session.bundle.classes)
+    validation = metrics["validation/accuracy"]
     torch.save({"model": loop.model.state_dict(), "network": session.config.network,
                 "iteration": loop.trainer.state.iteration, "validation_accuracy": validation},
                session.tracker.path(SHARED_WEIGHTS_FILE))
@@ -537,9 +543,13 @@ def training(local_rank: int, config: AwsSearchConfig) -> None:
         start = time.perf_counter()
         if checkpoint_path is not None:
             loop.resume_from(checkpoint_path)
-        if trainer.state.iteration < stage1_steps:
-            loop.run(batches, config.num_epochs, epoch_length)
+        if not progress.stage1_finished:
+            # a crash between stage 1's last periodic checkpoint and its end resumes here at
+            # the last iteration, where running the trainer again would restart it
+            if trainer.state.iteration < stage1_steps:
+                loop.run(batches, config.num_epochs, epoch_length)
             save_shared_weights(session, loop)
+            progress.stage1_finished = True
             save_search_checkpoint(loop, stage1_steps)
         executor = open_executor(session, model, optimizer, epoch_length)
         try:

@@ -19,12 +19,14 @@ from augssl.engine.trainer import TrainingLoop
 def fit(session: Session, *, trainer: Engine, model: torch.nn.Module,
         optimizer: torch.optim.Optimizer, scheduler, data, epoch_length: int,
         on_resume: Callable[[int], None], examples: Callable[[], torch.Tensor],
-        extra_state: dict | None = None) -> TrainingLoop:
+        extra_state: dict | None = None,
+        final_metrics: Callable[[TrainingLoop], dict[str, float]] | None = None) -> TrainingLoop:
     """Train ``trainer`` over ``data`` for the config's epochs.
 
     ``on_resume(iteration)`` positions the entry's batches after a checkpoint is restored;
     ``examples()`` returns augmented training images for the run's figure; ``extra_state`` holds
-    further objects (with state_dict/load_state_dict) that checkpoints must carry.
+    further objects (with state_dict/load_state_dict) that checkpoints must carry;
+    ``final_metrics(loop)`` gives metrics to log once at the end (they also go in summary.json).
     """
     config = session.config
     checkpoint_path, continue_run_id = (resolve_resume(config.resume) if config.resume
@@ -44,7 +46,9 @@ def fit(session: Session, *, trainer: Engine, model: torch.nn.Module,
         if checkpoint_path is not None:
             loop.resume_from(checkpoint_path)
         wall_time = loop.run(data, config.num_epochs, epoch_length)
-        write_final_outputs(session, loop, examples(), wall_time)
+        extra = final_metrics(loop) if final_metrics is not None else {}
+        session.tracker.log_metrics(extra, loop.trainer.state.iteration)
+        write_final_outputs(session, loop, examples(), wall_time, extra_summary=extra)
 
     run_tracked(session, continue_run_id, body)
     return loop

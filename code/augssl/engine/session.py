@@ -55,6 +55,7 @@ class Session:
     splits: object
     tracker: RunTracker
     precision: Precision
+    source_bundle: object = None  # the data set before ``select`` restricted it
 
     @property
     def num_classes(self) -> int:
@@ -70,9 +71,9 @@ class Session:
             randaugment_magnitude=c.randaugment_magnitude,
             cutout_size=c.cutout_size)
 
-    def create_model(self) -> torch.nn.Module:
+    def create_model(self, **options) -> torch.nn.Module:
         model = build_model(self.config.network, num_classes=self.num_classes,
-                            in_channels=self.bundle.channels)
+                            in_channels=self.bundle.channels, **options)
         return idist.auto_model(model.to(self.device))
 
     def preparer(self, augment=None) -> BatchPreparer:
@@ -124,7 +125,9 @@ class Session:
         return splits
 
 
-def open_session(entry: str, config) -> Session:
+def open_session(entry: str, config, select=None) -> Session:
+    """``select(bundle) -> bundle`` may restrict the data set (e.g. to some classes) before the
+    splits are made."""
     rank, world_size = idist.get_rank(), idist.get_world_size()
     device = select_device(config.device)
     if device.type == "cpu" and world_size > 1:
@@ -135,13 +138,14 @@ def open_session(entry: str, config) -> Session:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    bundle = load_dataset(config.dataset, config.data_path or None)
+    source_bundle = load_dataset(config.dataset, config.data_path or None)
+    bundle = select(source_bundle) if select is not None else source_bundle
     num_labelled = None if config.num_labelled_samples < 0 else config.num_labelled_samples
     splits = make_splits(np.asarray(bundle.train.targets), num_labelled,
                          config.num_validation_samples, config.seed, len(bundle.classes))
     tracker = RunTracker(enabled=rank == 0)
     return Session(entry, config, device, rank, world_size, bundle, splits, tracker,
-                   Precision(config.amp, device))
+                   Precision(config.amp, device), source_bundle)
 
 
 def run_tracked(session: Session, continue_run_id: str | None, body) -> None:

@@ -64,7 +64,7 @@ class RunTracker:
             os.environ.pop("MLFLOW_RUN_ID")
         run = mlflow.start_run(run_id=continue_run_id)
         self.run_id = run.info.run_id
-        self._log_params(entry, config)
+        self._log_params(entry, config, resuming=continue_run_id is not None)
         folder = local_artifact_dir(run.info.artifact_uri)
         if folder is None:
             folder, self._upload_on_close = Path(tempfile.mkdtemp(prefix="augssl-")), True
@@ -75,21 +75,29 @@ class RunTracker:
 
         self._tensorboard = SummaryWriter(logdir=str(folder / "tensorboard"))
 
-    def _log_params(self, entry: str, config) -> None:
+    def _log_params(self, entry: str, config, resuming: bool) -> None:
+        """Log the resolved config. `mlflow run` has logged its own -P values already (dataset,
+        network, params); where the resolved value differs (`cifar10.3@250` resolves to
+        `cifar10`), it is logged as `resolved_<key>` rather than clash with MLflow's."""
         import mlflow
 
         wanted = {"entry": entry, **{k: str(v) for k, v in as_flat_dict(config).items()}}
         wanted.pop("resume", None)
         existing = mlflow.get_run(self.run_id).data.params
-        clashes = {k: (existing[k], v) for k, v in wanted.items()
-                   if k in existing and existing[k] != v}
-        if clashes:
+
+        def logged(key: str) -> str | None:
+            return existing.get(f"resolved_{key}", existing.get(key))
+
+        clashes = {k: (logged(k), v) for k, v in wanted.items()
+                   if logged(k) is not None and logged(k) != v}
+        if clashes and resuming:
             listed = "; ".join(f"{k}: run has {old!r}, now {new!r}" for k, (old, new) in
                                sorted(clashes.items()))
             mlflow.end_run("FAILED")
             raise ConfigError(f"the run {self.run_id} was started with other parameters ({listed}). "
                               "Resume with the parameters of the original run.")
-        new = {k: v for k, v in wanted.items() if k not in existing}
+        new = {k: v for k, v in wanted.items() if logged(k) is None}
+        new.update({f"resolved_{k}": v for k, (_, v) in clashes.items()})
         if new:
             mlflow.log_params(new)
 

@@ -43,13 +43,15 @@ class TrainingLoop:
     on_resume: Callable | None = None
     best_accuracy: float = -1.0
     last_results: dict = field(default_factory=dict)
+    accuracy_history: dict = field(default_factory=dict)  # split -> accuracies, in order
     last_checkpoint: Path | None = None
 
     def state_dict(self) -> dict:
-        return {"best_accuracy": self.best_accuracy}
+        return {"best_accuracy": self.best_accuracy, "accuracy_history": self.accuracy_history}
 
     def load_state_dict(self, state: dict) -> None:
         self.best_accuracy = state["best_accuracy"]
+        self.accuracy_history = state["accuracy_history"]
 
     def eval_model(self) -> torch.nn.Module:
         return self.ema.model if self.ema is not None else self.model
@@ -121,6 +123,7 @@ class TrainingLoop:
         for split, batches in self.eval_splits.items():
             metrics, matrix = evaluate(self.evaluator, batches, split, self.class_names)
             self.last_results[split] = (metrics, matrix)
+            self.accuracy_history.setdefault(split, []).append(metrics[f"{split}/accuracy"])
             self.tracker.log_metrics(metrics, step)
             if split == "validation" and metrics["validation/accuracy"] > self.best_accuracy:
                 self.best_accuracy = metrics["validation/accuracy"]

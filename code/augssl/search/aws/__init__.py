@@ -26,6 +26,10 @@ Weight sharing (`shared_weights`): `fork_model(shared, optimizer_factory, device
 `ForkedModel(model, optimizer)` whose optimiser trains the copy; `best_mean_reward(accuracies)`
 is the reward of one evaluation (mean of the best two validation accuracies).
 
+Figures (`augssl.search.aws.figures`, imported on its own so that this package does not load
+matplotlib): `save_policy_heatmap(policy, path)` draws P(op1, op2) with every operation named,
+`save_entropy_curve(entropies, path)` the policy's entropy over the search loops.
+
 One search loop, as the entry script wires it:
 
     transform = policy.transform()

@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from augssl.search.aws.policy import NUM_PAIRS, PairPolicy  # noqa: E402
@@ -33,7 +34,8 @@ def plot_policy_heatmap(policy: PairPolicy) -> Figure:
     axis.set_yticks(ticks, OPERATION_NAMES, fontsize=7)
     axis.set_xlabel("second operation (op2)")
     axis.set_ylabel("first operation (op1)")
-    entropy = float(policy.entropy())
+    with torch.no_grad():
+        entropy = float(policy.entropy())
     axis.set_title(f"P(op1, op2): entropy {entropy:.3f} nats (uniform: {UNIFORM_ENTROPY:.3f})")
     figure.colorbar(image, ax=axis, fraction=0.046, pad=0.02).set_label("probability")
     figure.tight_layout()

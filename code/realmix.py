@@ -1,0 +1,255 @@
+"""RealMix (Nair et al., arXiv 1912.08766): MixUp + sharpened label guessing + consistency +
+out-of-distribution masking, trained with Adam, decoupled weight decay and an EMA of the weights.
+
+Each step: a labelled batch x (one augmentation) and an unlabelled batch u seen in `nu` augmented
+views (taken from cached augmented copies when aug_copy > 0). The label guess q averages the
+softmax over the views and is sharpened with temperature T. MixUp mixes the whole set [x, u_1..u_nu]
+with targets [onehot(y), q..q]; the loss is soft cross-entropy on the mixed labelled part plus
+w_match (ramped up) times the squared error on the mixed unlabelled part, over the unlabelled
+samples kept by the confidence mask (percent_mask).
+
+    python code/realmix.py cifar10.3@250-500 wideresnet --params "w_match=75;beta=0.75"
+"""
+
+from __future__ import annotations
+
+import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
+
+import re
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import ignite.distributed as idist
+import numpy as np
+import torch
+import torch.nn.functional as F
+from ignite.engine import Engine
+
+from augssl.augment import POLICY_NAMES
+from augssl.config import ConfigError, spec
+from augssl.data.aug_copies import augmented_copies, sample_views
+from augssl.data.class_subsets import subset_bundle, unlabelled_pool
+from augssl.data.loaders import DeviceBatches, cycle, derived_seed, resume_batches, view
+from augssl.engine.config import TrainingConfig
+from augssl.engine.entry import launch
+from augssl.engine.fit import fit
+from augssl.engine.optim import build_optimizer, build_scheduler
+from augssl.engine.outputs import augmented_examples
+from augssl.engine.session import open_session
+from augssl.ssl.mixmatch import (confidence_mask, decay_weights, frozen_batchnorm_statistics,
+                                 guess_labels, masked_squared_error, mixup, mixup_lambda, ramp,
+                                 soft_cross_entropy)
+from augssl.ssl.tsa import tsa_threshold
+
+ENTRY = "realmix"
+ROOT = Path(__file__).resolve().parents[1]
+# the original's augmentation names, as this project's policies
+AUGMENT_NAMES = {"cifar10": "weak", "svhn": "weak", "stl10": "weak", "cutout": "cutout",
+                 **{name: name for name in POLICY_NAMES}}
+TSA_NAMES = {"none": None, "linear_schedule": "linear", "log_schedule": "log",
+             "exp_schedule": "exp"}
+# cifar10.3@250-500: seed 3, 250 labels, 500 validation; cifar10_aug50.3@250: 50 copies
+SPLIT_NAME = re.compile(r"^(?P<name>[A-Za-z0-9]+?)(?:_aug(?P<copies>\d+))?\.(?P<seed>\d+)"
+                        r"@(?P<labels>\d+)(?:-(?P<validation>\d+))?$")
+
+
+@dataclass(frozen=True)
+class RealmixConfig(TrainingConfig):
+    batch_size: int = spec(64, "labelled images per step, summed over all processes", min=1)
+    unlabelled_batch_size: int = spec(64, "unlabelled images per step (each seen nu times)",
+                                      min=1)
+    num_labelled_samples: int = spec(250, "labelled training images, stratified; -1: all",
+                                     min=-1)
+    num_validation_samples: int = spec(500, "images held out of train for validation", min=0)
+    num_epochs: int = spec(64, "epochs of epoch_length steps (default: 1024 steps)", min=1)
+    epoch_length: int = spec(1024, "iterations per epoch; 0: one pass over the labelled set",
+                             min=0)
+    optimizer: str = spec("adam", "optimiser", choices=("sgd", "adam"))
+    learning_rate: float = spec(0.002, "Adam learning rate", min=0.0, aliases=("lr",))
+    weight_decay: float = spec(0.0, "L2 weight decay inside the optimiser (RealMix uses wd)",
+                               min=0.0)
+    wd: float = spec(0.02, "decoupled weight decay: weights *= 1 - wd * lr after every step",
+                     min=0.0)
+    lr_schedule: str = spec("constant", "learning-rate schedule", choices=("cosine", "constant"))
+    ema_decay: float = spec(0.999, "parameter EMA; evaluation uses the EMA weights", min=0.0,
+                            max=1.0, aliases=("ema",))
+    policy: str = spec("cifar10", "augmentation of the labelled images and of every "
+                       "unlabelled view (the original's --augment)", choices=tuple(AUGMENT_NAMES),
+                       aliases=("augment",))
+    beta: float = spec(0.75, "MixUp: lambda ~ Beta(beta, beta)", min=1e-3)
+    T: float = spec(0.5, "sharpening temperature of the label guess", min=1e-3, max=1.0)
+    nu: int = spec(2, "augmented views of each unlabelled image", min=1)
+    w_match: float = spec(75.0, "weight of the unlabelled loss", min=0.0)
+    w_match_rampup: float = spec(1 / 64, "fraction of training over which w_match ramps up "
+                                 "from 0 (the original: 1024 of 65536 kimg)", min=0.0, max=1.0)
+    percent_mask: float = spec(0.0, "fraction of the least confident unlabelled images left out "
+                               "of the unlabelled loss (out-of-distribution masking)",
+                               min=0.0, max=0.99)
+    tsa: str = spec("none", "TSA on the labelled loss", choices=tuple(TSA_NAMES))
+    aug_copy: int = spec(0, "augmented copies of the unlabelled set made once and cached (the "
+                         "original's make_aug_copy); 0: augment on the fly", min=0)
+    copy_augment: str = spec("cutout", "augmentation of the cached copies",
+                             choices=tuple(AUGMENT_NAMES))
+    cache_dir: str = spec("", "where augmented copies are cached; empty: input/cache")
+    filters: int = spec(32, "Wide-ResNet base width in filters (32: WRN-28-2)", min=16)
+    labelled_classes: tuple[int, ...] = spec((), "classes of the labelled, validation and "
+                                             "test sets; empty: all")
+    unlabelled_classes: tuple[int, ...] = spec((), "classes the unlabelled images come from; "
+                                               "empty: the labelled classes")
+    median_of_last: int = spec(20, "the final metric: median test accuracy of the last N "
+                               "evaluations", min=1)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.aug_copy and self.aug_copy < self.nu:
+            raise ConfigError(f"aug_copy={self.aug_copy} is fewer than nu={self.nu}: every view "
+                              f"of an image takes a different copy; use aug_copy >= {self.nu}.")
+
+
+def expand_split_name(argv: list[str]) -> list[str]:
+    """`cifar10.3@250-500` as the data set: the name, plus seed and split sizes as params."""
+    if not argv or not (match := SPLIT_NAME.match(argv[0])):
+        return argv
+    extra = {"seed": match["seed"], "num_labelled_samples": match["labels"]}
+    if match["validation"]:
+        extra["num_validation_samples"] = match["validation"]
+    if match["copies"]:
+        extra["aug_copy"] = match["copies"]
+    args = list(argv)
+    args[0] = match["name"]
+    given = args[args.index("--params") + 1] if "--params" in args else ""
+    pieces = ";".join(f"{k}={v}" for k, v in extra.items())
+    if "--params" in args:
+        args[args.index("--params") + 1] = f"{pieces};{given}"
+    else:
+        args += ["--params", pieces]
+    return args
+
+
+class CopyViews:
+    """Stands in for an image tensor in DeviceBatches: indexing with positions gives, for each
+    position, `nu` different cached copies as a B x nu x C x H x W uint8 batch."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, copies: np.ndarray, nu: int, seed: int):
+        self.copies, self.nu, self.seed = copies, nu, seed
+
+    def __getitem__(self, positions: torch.Tensor) -> torch.Tensor:
+        positions = positions.numpy()
+        # the choice depends only on the batch: a resumed run draws the same copies
+        rng = np.random.default_rng(derived_seed(self.seed, int(positions[0]),
+                                                 int(positions.sum())))
+        views = sample_views(self.copies, positions, self.nu, rng)
+        return torch.from_numpy(np.ascontiguousarray(views)).permute(1, 0, 4, 2, 3)
+
+
+def make_realmix_step(model, optimizer, precision, config: RealmixConfig, unlabelled,
+                      prepare, total_steps: int, num_classes: int):
+    ramp_steps = int(config.w_match_rampup * total_steps)
+    tsa_schedule = TSA_NAMES[config.tsa]
+
+    def step(engine: Engine, batch) -> dict:
+        model.train()
+        t = engine.state.iteration
+        images, targets, _ = batch
+        unlabelled_images = next(unlabelled)[0]
+        x = prepare(images, t, 0)
+        views = [prepare(view(unlabelled_images, v), t, 1 + v) for v in range(config.nu)]
+        targets = targets.to(x.device, non_blocking=True)
+        with precision.autocast(), torch.no_grad(), frozen_batchnorm_statistics(model):
+            guess = guess_labels(list(model(torch.cat(views)).split(len(views[0]))), config.T)
+        inputs = torch.cat([x] + views)
+        soft_targets = torch.cat([F.one_hot(targets, num_classes).float()] + [guess] * config.nu)
+        rng = np.random.default_rng(derived_seed(config.seed, t))
+        lam = mixup_lambda(config.beta, rng)
+        order = torch.from_numpy(rng.permutation(len(inputs))).to(inputs.device)
+        mixed, mixed_targets = mixup(inputs, soft_targets, lam, order)
+        labelled_count = len(x)
+        with precision.autocast():
+            labelled_logits = model(mixed[:labelled_count])  # the BN statistics come from here
+            with frozen_batchnorm_statistics(model):
+                unlabelled_logits = model(mixed[labelled_count:])
+        per_sample = soft_cross_entropy(labelled_logits, mixed_targets[:labelled_count])
+        threshold, keep = 1.0, torch.ones_like(per_sample)
+        if tsa_schedule is not None:
+            threshold = tsa_threshold(t - 1, total_steps, tsa_schedule, 1 / num_classes, 1.0)
+            with torch.no_grad():
+                probability = torch.softmax(labelled_logits.float(), 1).gather(
+                    1, targets[:, None])[:, 0]
+                keep = (probability <= threshold).float()
+        labelled_loss = (per_sample * keep).sum() / keep.sum().clamp(min=1.0)
+        mask = confidence_mask(guess, config.percent_mask).repeat(config.nu)
+        unlabelled_loss = masked_squared_error(unlabelled_logits, mixed_targets[labelled_count:],
+                                               mask)
+        weight = config.w_match * ramp(t, ramp_steps)
+        loss = labelled_loss + weight * unlabelled_loss
+        precision.backward_and_step(loss, optimizer)
+        decay_weights(model, 1.0 - config.wd * optimizer.param_groups[0]["lr"])
+        return {"loss": loss.detach(), "labelled_loss": labelled_loss.detach(),
+                "unlabelled_loss": unlabelled_loss.detach(), "w_match": weight,
+                "tsa_threshold": threshold, "tsa_kept_fraction": keep.mean(),
+                "mask_rate": mask.mean(), "mixup_lambda": lam}
+
+    return step
+
+
+def training(local_rank: int, config: RealmixConfig) -> None:
+    keep = config.labelled_classes
+    session = open_session(ENTRY, config,
+                           select=(lambda bundle: subset_bundle(bundle, keep)) if keep else None)
+    source = session.source_bundle
+    labelled_rows = (np.flatnonzero(np.isin(source.train.targets, keep)) if keep
+                     else np.arange(len(source.train)))
+    held_out = labelled_rows[session.splits.validation]
+    unlabelled_classes = config.unlabelled_classes or keep or tuple(range(len(source.classes)))
+    pool = unlabelled_pool(source, unlabelled_classes, exclude=held_out)
+    network_options = ({"width": config.filters // 16} if config.network == "wideresnet"
+                       else {})
+    model = session.create_model(**network_options)
+    optimizer = idist.auto_optim(build_optimizer(config, model.parameters()))
+    policy = AUGMENT_NAMES[config.policy]
+    labelled, (augment,) = session.batches(session.bundle.train, session.splits.labelled,
+                                           config.batch_size, train=True, policies=(policy,))
+    if config.aug_copy:
+        copies = augmented_copies(
+            pool.images, AUGMENT_NAMES[config.copy_augment], session.augment_spec(),
+            config.aug_copy, config.seed,
+            Path(config.cache_dir) if config.cache_dir else ROOT / "input" / "cache",
+            session.device)
+        unlabelled = DeviceBatches(CopyViews(copies, config.nu, config.seed),
+                                   torch.full((len(pool),), -1), np.arange(len(pool)),
+                                   max(1, config.unlabelled_batch_size // session.world_size),
+                                   shuffle=True, drop_last=True, seed=config.seed, stream=1,
+                                   rank=session.rank, world_size=session.world_size)
+    else:
+        unlabelled, _ = session.batches(pool, np.arange(len(pool)), config.unlabelled_batch_size,
+                                        train=True, policies=(policy,) * config.nu, stream=1)
+    epoch_length = config.epoch_length or len(labelled)
+    total_steps = config.num_epochs * epoch_length
+    scheduler = build_scheduler(config, optimizer, total_steps)
+    prepare = session.preparer(augment)
+    trainer = Engine(make_realmix_step(model, optimizer, session.precision, config,
+                                       cycle(unlabelled), prepare, total_steps,
+                                       session.num_classes))
+
+    def on_resume(iteration: int) -> None:
+        resume_batches(labelled, iteration)
+        resume_batches(unlabelled, iteration)
+
+    def final_metrics(loop) -> dict[str, float]:
+        recent = loop.accuracy_history["test"][-config.median_of_last:]
+        return {f"test/accuracy_median_last{config.median_of_last}": statistics.median(recent)}
+
+    fit(session, trainer=trainer, model=model, optimizer=optimizer, scheduler=scheduler,
+        data=labelled, epoch_length=epoch_length, on_resume=on_resume,
+        final_metrics=final_metrics,
+        examples=lambda: augmented_examples(labelled, augment,
+                                            session.preparer().generator_for(0), session.device))
+
+
+if __name__ == "__main__":
+    torch.set_float32_matmul_precision("high")
+    launch(ENTRY, RealmixConfig, training, argv=expand_split_name(sys.argv[1:]))

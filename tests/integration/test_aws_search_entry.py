@@ -1,0 +1,265 @@
+"""End to end: the AWS AutoAugment search on a few Fashion-MNIST steps (1 stage-1 epoch of 3
+steps, 2 loops x 2 evaluations of 2 fine-tuning epochs of 3 steps)."""
+
+import copy
+import json
+import math
+import sys
+import types
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+from PIL import Image
+
+import aws_search
+from augssl.config import parse_params
+from augssl.engine.optim import build_optimizer
+from augssl.engine.session import open_session
+from augssl.search.aws import NUM_PAIRS, PairPolicy, load_policy
+
+from .helpers import all_runs, needs_fashion_mnist, run_script, tiny
+
+pytestmark = [needs_fashion_mnist, pytest.mark.slow]
+
+EPOCH_LENGTH, BATCH_SIZE, FINETUNE_EPOCHS = 3, 32, 2
+SEARCH_TINY = dict(num_labelled_samples=400, num_validation_samples=200, batch_size=BATCH_SIZE,
+                   num_epochs=1, epoch_length=EPOCH_LENGTH, finetune_epochs=FINETUNE_EPOCHS,
+                   search_loops=2, evaluations_per_loop=2, top_k=5)
+STAGE1_STEPS = EPOCH_LENGTH  # one stage-1 epoch
+
+
+class SimulatedCrash(RuntimeError):
+    pass
+
+
+def _params(**overrides) -> str:
+    return tiny(**{**SEARCH_TINY, **overrides})
+
+
+def _config(**overrides) -> aws_search.AwsSearchConfig:
+    return parse_params(_params(**overrides), aws_search.AwsSearchConfig,
+                        dataset="FashionMNIST", network="smallcnn")
+
+
+def _artifacts(run) -> Path:
+    return Path(run.info.artifact_uri.removeprefix("file://"))
+
+
+def _searches():
+    return [run for run in all_runs() if "mlflow.parentRunId" not in run.data.tags]
+
+
+def _evaluations(parent_id: str):
+    return [run for run in all_runs() if run.data.tags.get("mlflow.parentRunId") == parent_id]
+
+
+def _loop_and_index(run) -> tuple[int, int]:
+    return int(run.data.tags[aws_search.LOOP_TAG]), int(run.data.tags[aws_search.EVALUATION_TAG])
+
+
+def test_search_logs_policy_figures_and_one_child_run_per_evaluation(tracking):
+    run_script(tracking, "code/aws_search.py", "FashionMNIST", "smallcnn",
+               "--params", _params(enlarge_batch=2))
+    (search,) = _searches()
+    assert search.info.status == "FINISHED"
+    assert search.data.params["entry"] == "aws_search"
+    folder = _artifacts(search)
+
+    policy = load_policy(folder / "policy.json")
+    joint = policy.joint().detach()
+    assert joint.numel() == NUM_PAIRS
+    assert float(joint.sum()) == pytest.approx(1.0, abs=1e-6)
+    assert float(policy.entropy().detach()) < math.log(NUM_PAIRS) - 1e-3  # PPO moved it off uniform
+    assert len(json.loads((folder / "policy.json").read_text())["top"]) == 5
+    for name in ("policy_heatmap.png", "policy_entropy.png"):
+        with Image.open(folder / name) as image:
+            assert image.format == "PNG", name
+
+    client = mlflow.MlflowClient()
+    entropy = client.get_metric_history(search.info.run_id, "search/policy_entropy")
+    assert [m.step for m in entropy] == [0, 1, 2]
+    for name in ("search/mean_reward", "search/baseline", "search/kl",
+                 "search/top1_probability"):
+        assert [m.step for m in client.get_metric_history(search.info.run_id, name)] == [1, 2]
+
+    children = _evaluations(search.info.run_id)
+    assert sorted(map(_loop_and_index, children)) == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    rewards = []
+    for child in children:
+        metrics = child.data.metrics
+        assert 0.0 <= metrics["reward"] <= 1.0
+        rewards.append(metrics["reward"])
+        # every image of every step drew a pair, twice with Enlarge Batch
+        assert metrics["pairs_sampled"] == FINETUNE_EPOCHS * EPOCH_LENGTH * BATCH_SIZE * 2
+        assert metrics["weight_shift"] > 0  # the copy learned
+        accuracies = client.get_metric_history(child.info.run_id, "validation/accuracy")
+        best_two = sorted((m.value for m in accuracies), reverse=True)[:2]
+        assert metrics["reward"] == pytest.approx(sum(best_two) / 2)
+        counts = json.loads((_artifacts(child) / "pair_counts.json").read_text())["counts"]
+        assert sum(map(sum, counts)) == metrics["pairs_sampled"]
+    assert len(set(rewards)) > 1
+
+    # the shared weights the evaluations forked are still those stage 1 ended with
+    shared = torch.load(folder / "shared_weights.pt", weights_only=True)["model"]
+    last = torch.load(folder / "checkpoints" / f"checkpoint_{STAGE1_STEPS + 2}.pt",
+                      weights_only=True)
+    assert last["search"]["finished_loops"] == 2
+    for name, tensor in shared.items():
+        assert torch.equal(last["model"][name], tensor), name
+
+
+def test_a_crashed_search_resumes_where_it_stopped_in_the_same_run(tracking, monkeypatch):
+    # checkpoint_every=3: stage 1's periodic checkpoint falls on its last iteration
+    config = lambda **more: _config(checkpoint_every=STAGE1_STEPS, **more)  # noqa: E731
+    with monkeypatch.context() as patch:
+        patch.setattr(aws_search, "save_shared_weights", _crash("at the end of stage 1"))
+        with pytest.raises(SimulatedCrash):
+            aws_search.training(0, config())
+    (crashed,) = _searches()
+    assert crashed.info.status == "FAILED" and _evaluations(crashed.info.run_id) == []
+
+    save, uninterrupted = aws_search.save_search_checkpoint, {}
+
+    def crash_before_loop_2_is_saved(loop, number):
+        if number == STAGE1_STEPS + 2:
+            # what the run would have saved: the policy after loop 2
+            uninterrupted["joint"] = loop.extra_state["search"].policy.joint().detach().clone()
+            _crash("at the end of search loop 2")()
+        save(loop, number)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(aws_search, "save_search_checkpoint", crash_before_loop_2_is_saved)
+        with pytest.raises(SimulatedCrash):
+            aws_search.training(0, config(resume=crashed.info.run_id))
+    before = {_loop_and_index(r): r.info.run_id for r in _evaluations(crashed.info.run_id)}
+    assert sorted(before) == [(1, 1), (1, 2), (2, 1), (2, 2)]  # loop 2 logged, not saved
+
+    aws_search.training(0, config(resume=crashed.info.run_id))
+    (resumed,) = _searches()  # the crashed run went on, no new one
+    assert resumed.info.run_id == crashed.info.run_id and resumed.info.status == "FINISHED"
+    children = _evaluations(crashed.info.run_id)
+    after = {_loop_and_index(r): r.info.run_id for r in children}
+    assert len(children) == 4 and sorted(after) == sorted(before)  # loop 2's first discarded
+    assert after[(1, 1)] == before[(1, 1)] and after[(1, 2)] == before[(1, 2)]
+    assert after[(2, 1)] != before[(2, 1)]  # loop 1 was not run again, loop 2 was
+    history = mlflow.MlflowClient().get_metric_history(resumed.info.run_id, "train/loss")
+    assert [m.step for m in history] == [2]  # stage 1 ran once (log_every=2)
+
+    got = load_policy(_artifacts(resumed) / "policy.json").joint().detach()
+    torch.testing.assert_close(got, uninterrupted["joint"], rtol=1e-6, atol=1e-9)
+    assert not torch.allclose(got, PairPolicy().joint().detach())
+    assert (_artifacts(resumed) / "shared_weights.pt").is_file()
+    summary = json.loads((_artifacts(resumed) / "summary.json").read_text())
+    assert summary["search_loops"] == 2
+
+
+def _crash(where: str):
+    def crash(*args):
+        raise SimulatedCrash(f"simulated crash {where}")
+
+    return crash
+
+
+class _Pending:
+    def __init__(self, compute):
+        self.compute = compute
+
+
+def _delivered(args):
+    """Arguments as a worker receives them: references resolved, everything copied."""
+    return [copy.deepcopy(a.compute() if isinstance(a, _Pending) else a) for a in args]
+
+
+class _FakeRay(types.ModuleType):
+    """The part of Ray's API the search uses, run in this process: actors are objects whose
+    method calls run when their results are fetched."""
+
+    def __init__(self):
+        super().__init__("ray")
+        self.addresses, self.resources, self.killed = [], [], []
+
+    def is_initialized(self):
+        return bool(self.addresses)
+
+    def init(self, address=None):
+        self.addresses.append(address)
+
+    def cluster_resources(self):
+        return {"CPU": 2.0}
+
+    def put(self, value):
+        stored = copy.deepcopy(value)
+        return _Pending(lambda: stored)
+
+    def get(self, pending):
+        return [p.compute() for p in pending]
+
+    def kill(self, actor):
+        self.killed.append(actor)
+
+    def remote(self, **resources):
+        self.resources.append(resources)
+
+        def actor_class(cls):
+            def start(*args):
+                instance = cls(*_delivered(args))
+                return types.SimpleNamespace(evaluate=types.SimpleNamespace(
+                    remote=lambda *a: _Pending(lambda: instance.evaluate(*_delivered(a)))))
+
+            return types.SimpleNamespace(remote=start)
+
+        return actor_class
+
+
+def test_evaluations_are_independent_of_order_and_of_the_worker_running_them(tracking,
+                                                                               monkeypatch):
+    fake = _FakeRay()
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    config = _config(executor="ray", ray_workers=2)
+    session = open_session(aws_search.ENTRY, config)
+    model = session.create_model()
+    optimizer = build_optimizer(config, model.parameters())
+    policy = PairPolicy()
+    with torch.no_grad():
+        policy.first_logits.normal_(generator=torch.Generator().manual_seed(0))
+    joint = policy.joint().detach()
+    tasks = [aws_search.EvaluationTask(1, 2), aws_search.EvaluationTask(2, 1)]
+
+    local = aws_search.InProcessEvaluations(aws_search.PolicyEvaluator(
+        session, model, optimizer.state_dict(), EPOCH_LENGTH)).run(joint, tasks)
+    executor = aws_search.open_executor(session, model, optimizer, EPOCH_LENGTH)
+    remote = executor.run(joint, tasks[::-1])[::-1]  # other order, other workers
+    executor.close()
+
+    assert fake.addresses == [None] and fake.resources == [{"num_gpus": 0.0}]
+    assert len(fake.killed) == 2
+    assert not torch.equal(local[0].pair_counts, local[1].pair_counts)  # the tasks differ
+    for expected, got in zip(local, remote):
+        assert (got.loop, got.index) == (expected.loop, expected.index)
+        assert got.accuracies == expected.accuracies
+        assert torch.equal(got.pair_counts, expected.pair_counts)
+        assert got.weight_shift == pytest.approx(expected.weight_shift, rel=1e-6)
+
+
+def test_bad_inputs_are_refused_before_any_run(tracking, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # Ray not installed, whatever this machine has
+    with pytest.raises(SystemExit) as stopped:
+        aws_search.main(["FashionMNIST", "smallcnn", "--params", _params(executor="ray")])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert "pip install ray" in error and "pip install -e .[ray]" in error
+    assert "executor=inprocess" in error
+
+    for params, message in [("search_loop=3", "unknown parameter 'search_loop'. Did you mean "
+                                              "'search_loops'?"),
+                            ("ppo_betas=0.5,1.0", "ppo_betas=0.5,1.0: expected two values"),
+                            ("num_validation_samples=0", "num_validation_samples=0 is out of "
+                                                         "range"),
+                            ("backend=gloo", "scale out with executor=ray")]:
+        with pytest.raises(SystemExit) as stopped:
+            aws_search.main(["FashionMNIST", "smallcnn", "--params", params])
+        assert stopped.value.code == 2
+        assert message in capsys.readouterr().err
+    assert all_runs() == []

@@ -1,0 +1,34 @@
+"""End to end: the `realmix` entry on tiny Fashion-MNIST, with class mismatch and cached copies."""
+
+import pytest
+
+from .helpers import ROOT, all_runs, needs_fashion_mnist, run_script
+
+pytestmark = [needs_fashion_mnist, pytest.mark.slow]
+
+
+def test_realmix_runs_with_split_name_class_mismatch_masking_and_copies(tracking, tmp_path):
+    # seed, labels and validation size come from the split name; 50% class mismatch
+    params = (f"batch_size=20;unlabelled_batch_size=40;num_epochs=2;epoch_length=4;log_every=2;"
+              f"labelled_classes=2,3,4,5,6,7;unlabelled_classes=0,1,6,7;percent_mask=0.25;"
+              f"tsa=linear_schedule;aug_copy=2;cache_dir={tmp_path / 'cache'};median_of_last=2;"
+              f"beta=0.75;w_match=75;filters=32;augment=cifar10")
+    run_script(tracking, "-m", "mlflow", "run", str(ROOT), "-e", "realmix",
+               "--env-manager", "local", "-P", "dataset=fashionmnist.2@60-120",
+               "-P", "network=smallcnn", "-P", f"params={params}")
+    (run,) = all_runs()
+    assert run.info.status == "FINISHED"
+    assert (run.data.params["seed"], run.data.params["num_labelled_samples"],
+            run.data.params["num_validation_samples"]) == ("2", "60", "120")
+    # MLflow logged the data set as given; the resolved name sits beside it, no clash
+    assert run.data.params["dataset"] == "fashionmnist.2@60-120"
+    assert run.data.params["resolved_dataset"] == "fashionmnist"
+    metrics = run.data.metrics
+    for name in ("train/labelled_loss", "train/unlabelled_loss", "train/w_match",
+                 "train/mask_rate", "train/mixup_lambda", "test/accuracy_median_last2",
+                 "test/class_accuracy/Pullover"):
+        assert name in metrics, name
+    assert "test/class_accuracy/Sneaker" in metrics  # class 7 is labelled, 8 and 9 are not
+    assert "test/class_accuracy/Bag" not in metrics
+    assert metrics["train/mask_rate"] == pytest.approx(0.75)
+    assert len(list((tmp_path / "cache").iterdir())) == 1  # the copies, cached once
