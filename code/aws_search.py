@@ -29,12 +29,9 @@ import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import mlflow
 import torch
 import torch.nn.functional as F
 from ignite.engine import Engine
-from mlflow.entities import Metric
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from augssl.augment import AugmentSpec, BatchCutout, BatchWeak
 from augssl.config import ConfigError, spec
@@ -64,12 +61,12 @@ from augssl.search.aws import (
     pair_counts,
     save_policy,
 )
-from augssl.search.aws.figures import save_entropy_curve, save_policy_heatmap
 
 ENTRY = "aws_search"
 EXECUTORS = ("inprocess", "ray")
 POLICY_FILE = "policy.json"
 SHARED_WEIGHTS_FILE = "shared_weights.pt"
+PARENT_TAG = "mlflow.parentRunId"  # what MLflow reads to nest a run under another
 LOOP_TAG = "augssl.search_loop"
 EVALUATION_TAG = "augssl.evaluation"
 VALIDATION_BATCH_SIZE = 512
@@ -428,13 +425,17 @@ def pair_count_summary(counts: torch.Tensor, top: int = 10) -> dict:
                              for v, i in zip(values.tolist(), order.tolist()) if v > 0]}
 
 
-def log_evaluations(parent: mlflow.entities.Run, results: list[EvaluationResult]) -> None:
+def log_evaluations(parent_id: str, experiment_id: str,
+                    results: list[EvaluationResult]) -> None:
     """One child run of the search run per evaluation: reward, accuracies, sampled pairs."""
+    import mlflow
+    from mlflow.entities import Metric
+
     client = mlflow.MlflowClient()
     for result in results:
         child = client.create_run(
-            parent.info.experiment_id, run_name=f"loop{result.loop}-evaluation{result.index}",
-            tags={MLFLOW_PARENT_RUN_ID: parent.info.run_id, LOOP_TAG: str(result.loop),
+            experiment_id, run_name=f"loop{result.loop}-evaluation{result.index}",
+            tags={PARENT_TAG: parent_id, LOOP_TAG: str(result.loop),
                   EVALUATION_TAG: str(result.index)})
         counts = result.pair_counts
         total = int(counts.sum())
@@ -451,12 +452,13 @@ def log_evaluations(parent: mlflow.entities.Run, results: list[EvaluationResult]
         client.set_terminated(child.info.run_id, "FINISHED")
 
 
-def discard_unfinished_loop(parent: mlflow.entities.Run, loop: int) -> None:
+def discard_unfinished_loop(parent_id: str, experiment_id: str, loop: int) -> None:
     """Delete the child runs a crashed loop logged before its checkpoint: the loop runs again."""
+    import mlflow
+
     client = mlflow.MlflowClient()
-    query = (f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent.info.run_id}' and "
-             f"tags.`{LOOP_TAG}` = '{loop}'")
-    for run in client.search_runs([parent.info.experiment_id], filter_string=query):
+    query = f"tags.`{PARENT_TAG}` = '{parent_id}' and tags.`{LOOP_TAG}` = '{loop}'"
+    for run in client.search_runs([experiment_id], filter_string=query):
         client.delete_run(run.info.run_id)
 
 
@@ -478,9 +480,11 @@ def log_loop(session: Session, progress: SearchProgress, stats: dict,
 def run_search(session: Session, loop: TrainingLoop, progress: SearchProgress, executor,
                stage1_steps: int) -> None:
     """Stage 2 from the first unfinished loop; a checkpoint after every loop."""
-    c = session.config
-    parent = mlflow.get_run(session.tracker.run_id)
-    discard_unfinished_loop(parent, progress.finished_loops + 1)
+    import mlflow
+
+    c, run_id = session.config, session.tracker.run_id
+    experiment_id = mlflow.get_run(run_id).info.experiment_id
+    discard_unfinished_loop(run_id, experiment_id, progress.finished_loops + 1)
     if progress.finished_loops == 0:
         session.tracker.log_metrics({"search/policy_entropy": progress.entropies[0]}, 0)
     while progress.finished_loops < c.search_loops:
@@ -490,13 +494,15 @@ def run_search(session: Session, loop: TrainingLoop, progress: SearchProgress, e
         results = executor.run(joint, tasks)
         stats = progress.ppo.update([PolicyEvaluation(r.pair_counts, r.reward) for r in results])
         progress.record(stats)
-        log_evaluations(parent, results)
+        log_evaluations(run_id, experiment_id, results)
         log_loop(session, progress, stats, results)
         save_search_checkpoint(loop, stage1_steps + progress.finished_loops)
 
 
 def write_search_outputs(session: Session, loop: TrainingLoop, progress: SearchProgress,
                          wall_time: float) -> None:
+    from augssl.search.aws.figures import save_entropy_curve, save_policy_heatmap
+
     c, tracker = session.config, session.tracker
     tracker.log_metrics({"wall_time_s": wall_time}, progress.finished_loops)
     save_policy(progress.policy, tracker.path(POLICY_FILE), top_k=c.top_k)

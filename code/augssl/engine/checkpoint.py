@@ -24,9 +24,10 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
+    # a checkpoint loaded onto a GPU brings its RNG states there; the setters take CPU tensors
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def save_checkpoint(folder: Path, iteration: int, objects: dict, keep: int = 2) -> Path:
