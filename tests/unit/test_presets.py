@@ -4,11 +4,13 @@ import pytest
 
 import main_uda
 import main_uda2
+import realmix
 import train
 from augssl.config import parse_params
 from augssl.engine.entry import PRESETS_DIR
 
-CONFIGS = {"uda2_": main_uda2.Uda2Config, "uda_": main_uda.UdaConfig, "train_": train.TrainConfig}
+CONFIGS = {"uda2_": main_uda2.Uda2Config, "uda_": main_uda.UdaConfig,
+           "realmix_": realmix.RealmixConfig, "train_": train.TrainConfig}
 PRESETS = sorted(PRESETS_DIR.glob("*.params"))
 
 
@@ -25,6 +27,17 @@ def test_preset_parses_for_its_entry(path):
     config = parse_params(f"preset={path.stem}", _config_for(path.stem), presets_dir=PRESETS_DIR,
                           dataset="CIFAR10", network="wideresnet")
     assert config.preset == path.stem
+
+
+def test_the_mismatch_presets_hold_the_papers_class_sets():
+    mismatch = {}
+    for percent in (0, 25, 50, 75, 100):
+        config = parse_params(f"preset=realmix_cifar6_mismatch_{percent}", realmix.RealmixConfig,
+                              presets_dir=PRESETS_DIR, dataset="CIFAR10", network="wideresnet")
+        assert config.labelled_classes == (2, 3, 4, 5, 6, 7)
+        outside = set(config.unlabelled_classes) - set(config.labelled_classes)
+        mismatch[percent] = len(outside) / len(config.unlabelled_classes)
+    assert mismatch == {0: 0.0, 25: 0.25, 50: 0.5, 75: 0.75, 100: 1.0}
 
 
 def test_the_paper_preset_holds_the_paper_configuration():
