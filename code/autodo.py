@@ -13,13 +13,21 @@ biased. Then one of the original's configurations trains on it:
   network held fixed, one implicit hyper-gradient step on the tables per batch, against a clean
   validation batch) alternate with ordinary epochs (the network trained through the tables).
 
-The best model is chosen on the clean validation split; the test split is only reported.
+The best model is chosen on the clean validation split; the test split is only reported. The
+learning-rate schedule runs over all epochs, hyper ones included.
 
-    python code/autodo.py SVHN wideresnet --params "ir=100;nr=0.1;run=0;aug_model=SEP;loss_model=BOTH;hyper_opt=HES"
+    python code/autodo.py SVHN wideresnet \
+        --params "ir=100;nr=0.1;run=0;aug_model=SEP;loss_model=BOTH;hyper_opt=HES"
 
-Artifacts besides every entry's: ``biased_split.npz`` (read it with
-``augssl.data.bias.load_biased_split``) and, when tables are learned, ``autodo_parameters.npz``,
-``learned_weights.png`` (WGHT, BOTH) and ``learned_augmentation.png`` (SHA, SEP).
+Logged besides every entry's metrics: ``train/hyper_train_loss`` and ``train/hyper_val_loss``
+(hyper steps; ``train/loss`` is then the hyper step's training loss), ``bias/*`` (the split's
+sizes and noise), and after each hyper epoch ``learned_augment/<op>_{probability,magnitude}``
+(means over the table's rows) and, with learned weights, ``noisy_weight_auc``: the ROC AUC of
+the weights scoring clean against noisy labels (1: every noisy image weighs less than every
+clean one; 0.5: no separation). Artifacts besides every entry's: ``biased_split.npz`` (read it
+with ``augssl.data.bias.load_biased_split``) and, when tables are learned,
+``autodo_parameters.npz``, ``learned_weights.png`` (WGHT, BOTH) and ``learned_augmentation.png``
+(SHA, SEP).
 """
 
 from __future__ import annotations
@@ -94,7 +102,7 @@ class AutodoConfig(TrainingConfig):
     imbalance_ratio: float = spec(1.0, "IR: the upper half of the classes keeps 1/IR of its "
                                   "images, pooled; 1: no imbalance", min=1.0, aliases=("ir",))
     noise_ratio: float = spec(0.0, "NR: fraction of the training labels redrawn uniformly from "
-                              "all classes, in [0, 1)", min=0.0, max=1.0, aliases=("nr",))
+                              "all classes, in [0, 1)", min=0.0, aliases=("nr",))
     run: int = spec(0, "repeat number (the original's -r runN): with seed it draws the biased "
                     "split and the initial weights", min=0)
     aug_model: str = spec("NONE", "NONE, RAND (RandAugment), AUTO (AutoAugment), DADA (not "
@@ -115,15 +123,16 @@ class AutodoConfig(TrainingConfig):
                             "of 200)", min=0)
 
     def __post_init__(self) -> None:
+        # resolved here so that the run's logged params name the augmentation actually used
         if not self.policy and self.aug_model in POLICY_OF:
             object.__setattr__(self, "policy", POLICY_OF[self.aug_model])
 
     def validate(self) -> None:
         super().validate()
         if self.noise_ratio >= 1:
-            raise ConfigError(f"noise_ratio={self.noise_ratio} redraws every training label, "
-                              "leaving nothing clean to learn from: expected 0 <= noise_ratio "
-                              "< 1 (the paper uses 0.1 to 0.5).")
+            raise ConfigError(f"noise_ratio (nr) = {self.noise_ratio} is out of range: expected "
+                              "0 <= nr < 1, the fraction of training labels redrawn at random "
+                              "(nr=1 would leave no clean label to learn from), e.g. nr=0.1.")
         if self.aug_model == "DADA":
             raise ConfigError("aug_model=DADA is not available yet: no published DADA policy "
                               "is part of this project. Use AUTO (AutoAugment) or RAND "

@@ -140,7 +140,7 @@ def test_a_run_resumed_mid_hyper_epoch_learns_what_an_uninterrupted_one_does(
 
 
 @pytest.mark.parametrize("bad, message", [
-    ("nr=1.5", "nr=1.5 is out of range: expected a value <= 1.0"),
+    ("nr=1.5", "noise_ratio (nr) = 1.5 is out of range: expected 0 <= nr < 1"),
     ("aug_model=DADA", "aug_model=DADA is not available yet"),
     ("ir=500", "imbalance_ratio=500.0 keeps no image of classes 5..9"),
 ])

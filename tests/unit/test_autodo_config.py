@@ -29,8 +29,9 @@ def test_the_augmentation_model_sets_the_policy(aug_model, policy):
 
 
 @pytest.mark.parametrize("params, message", [
-    ("nr=1.5", r"nr=1.5 is out of range: expected a value <= 1.0"),
-    ("nr=1", "redraws every training label"),
+    ("nr=1.5", r"noise_ratio \(nr\) = 1.5 is out of range: expected 0 <= nr < 1"),
+    ("nr=1", r"\(nr=1 would leave no clean label"),
+    ("nr=-0.1", r"nr=-0.1 is out of range: expected a value >= 0.0"),
     ("ir=0.5", r"ir=0.5 is out of range: expected a value >= 1.0"),
     ("aug_model=DADA", "DADA is not available yet"),
     ("aug_model=RAND;policy=autoaugment", "contradicts aug_model=RAND"),
