@@ -34,7 +34,7 @@ def test_mlflow_run_of_train_logs_params_metrics_artifacts_and_tensorboard(track
                  "test/recall_macro", "train/loss", "train/lr", "wall_time_s",
                  "test/class_accuracy/Sneaker"):
         assert name in metrics, name
-    assert metrics["test/accuracy"] > 0.3  # 18 steps on 600 labels: well above chance (0.1)
+    assert metrics["test/accuracy"] > 0.15  # 18 steps with AutoAugment: above chance (0.1)
     folder = _artifact_dir(run)
     for name in ("config.json", "best_model.pt", "final_model.pt", "confusion_matrix.png",
                  "augmented_samples.png", "summary.json"):
