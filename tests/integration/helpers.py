@@ -36,3 +36,25 @@ def run_script(env, *args, check=True):
 def all_runs():
     experiments = mlflow.search_experiments()
     return mlflow.search_runs([e.experiment_id for e in experiments], output_format="list")
+
+
+class SimulatedCrash(RuntimeError):
+    """Raised inside training to stand for a crash of the process."""
+
+
+def crash_at(monkeypatch, iteration: int) -> None:
+    """Make every training loop attached while ``monkeypatch`` holds crash after ``iteration``."""
+    from ignite.engine import Events
+
+    from augssl.engine.trainer import TrainingLoop
+
+    attach = TrainingLoop.attach
+
+    def attach_and_crash(loop):
+        attach(loop)
+
+        @loop.trainer.on(Events.ITERATION_COMPLETED(once=iteration))
+        def crash(engine):
+            raise SimulatedCrash(f"simulated crash at iteration {iteration}")
+
+    monkeypatch.setattr(TrainingLoop, "attach", attach_and_crash)

@@ -7,15 +7,13 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-from ignite.engine import Events
 
 import autodo
 from augssl.config import parse_params
 from augssl.data.bias import load_biased_split
 from augssl.data.sources import load_dataset
-from augssl.engine.trainer import TrainingLoop
 
-from .helpers import all_runs, needs_fashion_mnist, run_script
+from .helpers import all_runs, crash_at, needs_fashion_mnist, run_script
 
 pytestmark = [needs_fashion_mnist, pytest.mark.slow]
 
@@ -98,19 +96,6 @@ def test_sep_both_hes_runs_end_to_end_and_leaves_its_artifacts(tracking, fashion
     assert sorted(m.step for m in history) == [5, 6, 7, 8]
 
 
-def _crash_at(monkeypatch, iteration):
-    attach = TrainingLoop.attach
-
-    def attach_and_crash(loop):
-        attach(loop)
-
-        @loop.trainer.on(Events.ITERATION_COMPLETED(once=iteration))
-        def crash(engine):
-            raise RuntimeError(f"simulated crash at iteration {iteration}")
-
-    monkeypatch.setattr(TrainingLoop, "attach", attach_and_crash)
-
-
 def test_a_run_resumed_mid_hyper_epoch_learns_what_an_uninterrupted_one_does(
         tracking, monkeypatch, fashion_subset):
     autodo.training(0, _config(fashion_subset))
@@ -118,7 +103,7 @@ def test_a_run_resumed_mid_hyper_epoch_learns_what_an_uninterrupted_one_does(
 
     # the checkpoint of iteration 6 holds two of the four hyper steps; the crash comes after 7
     with monkeypatch.context() as patch:
-        _crash_at(patch, 7)
+        crash_at(patch, 7)
         with pytest.raises(RuntimeError, match="simulated crash"):
             autodo.training(0, _config(fashion_subset))
     crashed = next(r for r in all_runs() if r.info.run_id != reference.info.run_id)

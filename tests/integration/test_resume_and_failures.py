@@ -5,22 +5,18 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
-from ignite.engine import Events
 
 import main_uda
 import train
 from augssl.config import parse_params
-from augssl.engine.trainer import NonFiniteLossError, TrainingLoop
+from augssl.engine.trainer import NonFiniteLossError
 
-from .helpers import all_runs, needs_fashion_mnist, tiny
+from .helpers import SimulatedCrash, all_runs, crash_at, needs_fashion_mnist, tiny
 
 pytestmark = [needs_fashion_mnist, pytest.mark.slow]
 
 BASE = {"num_epochs": 3, "policy": "autoaugment", "ema_decay": 0.9, "checkpoint_every": 4}
 
-
-class SimulatedCrash(RuntimeError):
-    pass
 
 
 def _config(**overrides):
@@ -33,25 +29,12 @@ def _final_weights(run) -> dict:
     return torch.load(folder / "final_model.pt", weights_only=True)["model"]
 
 
-def _crash_at(monkeypatch, iteration):
-    attach = TrainingLoop.attach
-
-    def attach_and_crash(loop):
-        attach(loop)
-
-        @loop.trainer.on(Events.ITERATION_COMPLETED(once=iteration))
-        def crash(engine):
-            raise SimulatedCrash(f"simulated crash at iteration {iteration}")
-
-    monkeypatch.setattr(TrainingLoop, "attach", attach_and_crash)
-
-
 def _check_resume_is_exact(monkeypatch, training, config, crash_at: int, last_step: int):
     training(0, config())
     (reference,) = all_runs()
 
     with monkeypatch.context() as patch:
-        _crash_at(patch, crash_at)
+        crash_at(patch, crash_at)
         with pytest.raises(SimulatedCrash):
             training(0, config())
     crashed = next(r for r in all_runs() if r.info.run_id != reference.info.run_id)
@@ -87,7 +70,7 @@ def test_a_resumed_uda_run_ends_where_an_uninterrupted_one_does(tracking, monkey
 
 def test_resume_with_other_params_is_refused_before_training(tracking, monkeypatch):
     with monkeypatch.context() as patch:
-        _crash_at(patch, 6)
+        crash_at(patch, 6)
         with pytest.raises(SimulatedCrash):
             train.training(0, _config())
     (run,) = all_runs()
