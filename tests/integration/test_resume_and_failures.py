@@ -18,7 +18,6 @@ pytestmark = [needs_fashion_mnist, pytest.mark.slow]
 BASE = {"num_epochs": 3, "policy": "autoaugment", "ema_decay": 0.9, "checkpoint_every": 4}
 
 
-
 def _config(**overrides):
     return parse_params(tiny(**{**BASE, **overrides}), train.TrainConfig, dataset="FashionMNIST",
                         network="smallcnn")
@@ -29,12 +28,12 @@ def _final_weights(run) -> dict:
     return torch.load(folder / "final_model.pt", weights_only=True)["model"]
 
 
-def _check_resume_is_exact(monkeypatch, training, config, crash_at: int, last_step: int):
+def _check_resume_is_exact(monkeypatch, training, config, crash_step: int, last_step: int):
     training(0, config())
     (reference,) = all_runs()
 
     with monkeypatch.context() as patch:
-        crash_at(patch, crash_at)
+        crash_at(patch, crash_step)
         with pytest.raises(SimulatedCrash):
             training(0, config())
     crashed = next(r for r in all_runs() if r.info.run_id != reference.info.run_id)
@@ -53,7 +52,7 @@ def _check_resume_is_exact(monkeypatch, training, config, crash_at: int, last_st
 
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tracking, monkeypatch):
     # 9 iterations per epoch; the crash comes mid-epoch, after the checkpoint of iteration 12
-    _check_resume_is_exact(monkeypatch, train.training, _config, crash_at=14, last_step=27)
+    _check_resume_is_exact(monkeypatch, train.training, _config, crash_step=14, last_step=27)
 
 
 def test_a_resumed_uda_run_ends_where_an_uninterrupted_one_does(tracking, monkeypatch):
@@ -65,7 +64,7 @@ def test_a_resumed_uda_run_ends_where_an_uninterrupted_one_does(tracking, monkey
         return parse_params(params, main_uda.UdaConfig, dataset="FashionMNIST",
                             network="smallcnn")
 
-    _check_resume_is_exact(monkeypatch, main_uda.training, config, crash_at=11, last_step=15)
+    _check_resume_is_exact(monkeypatch, main_uda.training, config, crash_step=11, last_step=15)
 
 
 def test_resume_with_other_params_is_refused_before_training(tracking, monkeypatch):
