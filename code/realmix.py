@@ -44,6 +44,9 @@ from augssl.ssl.mixmatch import (confidence_mask, decay_weights, frozen_batchnor
 from augssl.ssl.tsa import tsa_threshold
 
 ENTRY = "realmix"
+# the original's supervised baselines, trained like realmix on the labelled images alone:
+# name -> whether MixUp mixes the labelled batch
+SUPERVISED_METHODS = {"fs_baseline": False, "fs_mixup": True}
 ROOT = Path(__file__).resolve().parents[1]
 # the original's augmentation names, as this project's policies
 AUGMENT_NAMES = {"cifar10": "weak", "svhn": "weak", "stl10": "weak", "cutout": "cutout",
@@ -196,16 +199,65 @@ def make_realmix_step(model, optimizer, precision, config: RealmixConfig, unlabe
     return step
 
 
-def training(local_rank: int, config: RealmixConfig) -> None:
+def make_supervised_step(model, optimizer, precision, config: RealmixConfig, prepare,
+                         num_classes: int, mix: bool):
+    """The original's fs_baseline (mix=False) and fs_mixup (mix=True): the labelled batch alone,
+    with RealMix's augmentation, optimiser, decoupled weight decay and EMA."""
+
+    def step(engine: Engine, batch) -> dict:
+        model.train()
+        t = engine.state.iteration
+        images, targets, _ = batch
+        x = prepare(images, t, 0)
+        soft_targets = F.one_hot(targets.to(x.device, non_blocking=True), num_classes).float()
+        metrics = {}
+        if mix:
+            rng = np.random.default_rng(derived_seed(config.seed, t))
+            lam = mixup_lambda(config.beta, rng)
+            order = torch.from_numpy(rng.permutation(len(x))).to(x.device)
+            x, soft_targets = mixup(x, soft_targets, lam, order)
+            metrics["mixup_lambda"] = lam
+        with precision.autocast():
+            logits = model(x)
+        loss = soft_cross_entropy(logits, soft_targets).mean()
+        precision.backward_and_step(loss, optimizer)
+        decay_weights(model, 1.0 - config.wd * optimizer.param_groups[0]["lr"])
+        return {"loss": loss.detach(), **metrics}
+
+    return step
+
+
+def _unlabelled_batches(session, config: RealmixConfig, policy: str):
+    """Batches of `nu` views of the unlabelled pool: the unlabelled classes, without the images
+    held out for validation; from cached augmented copies when aug_copy > 0."""
     keep = config.labelled_classes
-    session = open_session(ENTRY, config,
-                           select=(lambda bundle: subset_bundle(bundle, keep)) if keep else None)
     source = session.source_bundle
     labelled_rows = (np.flatnonzero(np.isin(source.train.targets, keep)) if keep
                      else np.arange(len(source.train)))
     held_out = labelled_rows[session.splits.validation]
     unlabelled_classes = config.unlabelled_classes or keep or tuple(range(len(source.classes)))
     pool = unlabelled_pool(source, unlabelled_classes, exclude=held_out)
+    if not config.aug_copy:
+        batches, _ = session.batches(pool, np.arange(len(pool)), config.unlabelled_batch_size,
+                                     train=True, policies=(policy,) * config.nu, stream=1)
+        return batches
+    copies = augmented_copies(
+        pool.images, AUGMENT_NAMES[config.copy_augment], session.augment_spec(),
+        config.aug_copy, config.seed,
+        Path(config.cache_dir) if config.cache_dir else ROOT / "input" / "cache",
+        session.device)
+    return DeviceBatches(CopyViews(copies, config.nu, config.seed),
+                         torch.full((len(pool),), -1), np.arange(len(pool)),
+                         max(1, config.unlabelled_batch_size // session.world_size),
+                         shuffle=True, drop_last=True, seed=config.seed, stream=1,
+                         rank=session.rank, world_size=session.world_size)
+
+
+def training(local_rank: int, config: RealmixConfig, method: str = ENTRY) -> None:
+    """Train by ``method``: realmix, or one of its supervised baselines (SUPERVISED_METHODS)."""
+    keep = config.labelled_classes
+    session = open_session(method, config,
+                           select=(lambda bundle: subset_bundle(bundle, keep)) if keep else None)
     network_options = ({"width": config.filters // 16} if config.network == "wideresnet"
                        else {})
     model = session.create_model(**network_options)
@@ -213,31 +265,24 @@ def training(local_rank: int, config: RealmixConfig) -> None:
     policy = AUGMENT_NAMES[config.policy]
     labelled, (augment,) = session.batches(session.bundle.train, session.splits.labelled,
                                            config.batch_size, train=True, policies=(policy,))
-    if config.aug_copy:
-        copies = augmented_copies(
-            pool.images, AUGMENT_NAMES[config.copy_augment], session.augment_spec(),
-            config.aug_copy, config.seed,
-            Path(config.cache_dir) if config.cache_dir else ROOT / "input" / "cache",
-            session.device)
-        unlabelled = DeviceBatches(CopyViews(copies, config.nu, config.seed),
-                                   torch.full((len(pool),), -1), np.arange(len(pool)),
-                                   max(1, config.unlabelled_batch_size // session.world_size),
-                                   shuffle=True, drop_last=True, seed=config.seed, stream=1,
-                                   rank=session.rank, world_size=session.world_size)
-    else:
-        unlabelled, _ = session.batches(pool, np.arange(len(pool)), config.unlabelled_batch_size,
-                                        train=True, policies=(policy,) * config.nu, stream=1)
     epoch_length = config.epoch_length or len(labelled)
     total_steps = config.num_epochs * epoch_length
     scheduler = build_scheduler(config, optimizer, total_steps)
     prepare = session.preparer(augment)
-    trainer = Engine(make_realmix_step(model, optimizer, session.precision, config,
-                                       cycle(unlabelled), prepare, total_steps,
-                                       session.num_classes))
+    streams = [labelled]
+    if method == ENTRY:
+        unlabelled = _unlabelled_batches(session, config, policy)
+        streams.append(unlabelled)
+        step = make_realmix_step(model, optimizer, session.precision, config, cycle(unlabelled),
+                                 prepare, total_steps, session.num_classes)
+    else:
+        step = make_supervised_step(model, optimizer, session.precision, config, prepare,
+                                    session.num_classes, mix=SUPERVISED_METHODS[method])
+    trainer = Engine(step)
 
     def on_resume(iteration: int) -> None:
-        resume_batches(labelled, iteration)
-        resume_batches(unlabelled, iteration)
+        for stream in streams:
+            resume_batches(stream, iteration)
 
     def final_metrics(loop) -> dict[str, float]:
         recent = loop.accuracy_history["test"][-config.median_of_last:]

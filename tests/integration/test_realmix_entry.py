@@ -1,6 +1,11 @@
 """End to end: the `realmix` entry on tiny Fashion-MNIST, with class mismatch and cached copies."""
 
+import mlflow
 import pytest
+import yaml
+
+import realmix
+from augssl.config import parse_params
 
 from .helpers import ROOT, all_runs, needs_fashion_mnist, run_script
 
@@ -32,3 +37,30 @@ def test_realmix_runs_with_split_name_class_mismatch_masking_and_copies(tracking
     assert "test/class_accuracy/Bag" not in metrics
     assert metrics["train/mask_rate"] == pytest.approx(0.75)
     assert len(list((tmp_path / "cache").iterdir())) == 1  # the copies, cached once
+
+
+@pytest.mark.parametrize("method", ["fs_baseline", "fs_mixup"])
+def test_supervised_baselines_train_on_the_labelled_images_alone(tracking, method):
+    config = parse_params("batch_size=20;num_epochs=2;epoch_length=4;log_every=1;eval_every=4;"
+                          "num_labelled_samples=60;num_validation_samples=120;median_of_last=2;"
+                          "labelled_classes=2,3,4,5,6,7;num_workers=0",
+                          realmix.RealmixConfig, dataset="FashionMNIST", network="smallcnn")
+    realmix.training(0, config, method=method)
+    (run,) = all_runs()
+    assert run.info.status == "FINISHED"
+    assert run.data.params["entry"] == method
+    client = mlflow.MlflowClient()
+    assert "train/unlabelled_loss" not in run.data.metrics
+    assert "test/accuracy_median_last2" in run.data.metrics
+    lambdas = [m.value for m in client.get_metric_history(run.info.run_id, "train/mixup_lambda")]
+    if method == "fs_mixup":
+        assert len(lambdas) == 8 and min(lambdas) >= 0.5 and len(set(lambdas)) > 1
+    else:
+        assert lambdas == []
+
+
+def test_supervised_baselines_are_entries_of_the_project():
+    project = yaml.safe_load((ROOT / "MLproject").read_text())
+    for method in ("fs_baseline", "fs_mixup"):
+        assert f"code/{method}.py" in project["entry_points"][method]["command"]
+        assert (ROOT / "code" / f"{method}.py").exists()
