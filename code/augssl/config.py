@@ -20,9 +20,15 @@ class ConfigError(ValueError):
 
 
 def spec(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
-         max: float | None = None, aliases: tuple[str, ...] = ()) -> Any:
-    """A config field with its documentation and the checks its values must pass."""
-    meta = {"help": help, "choices": choices, "min": min, "max": max, "aliases": aliases}
+         max: float | None = None, aliases: tuple[str, ...] = (),
+         open_choices: tuple[str, ...] = ()) -> Any:
+    """A config field with its documentation and the checks its values must pass.
+
+    ``open_choices`` are forms like ``"aws:<run id or file>"``: besides ``choices``, any value
+    starting with the text before ``<`` is accepted (the entry checks the rest before training).
+    """
+    meta = {"help": help, "choices": choices, "min": min, "max": max, "aliases": aliases,
+            "open_choices": open_choices}
     if isinstance(default, (list, dict, set)):
         raise TypeError("use tuples for sequence defaults: configs are immutable")
     return dataclasses.field(default=default, metadata=meta)
@@ -90,9 +96,12 @@ def _check_range(name: str, value: Any, meta: dict) -> None:
     if value is None:
         return
     values = value if isinstance(value, tuple) else (value,)
+    open_choices = meta.get("open_choices", ())
     for item in values:
+        if any(str(item).startswith(form.split("<")[0]) for form in open_choices):
+            continue
         if meta.get("choices") is not None and item not in meta["choices"]:
-            choices = ", ".join(map(str, meta["choices"]))
+            choices = ", ".join(map(str, (*meta["choices"], *open_choices)))
             close = difflib.get_close_matches(str(item), [str(c) for c in meta["choices"]], n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"{name}={item!r} is not allowed: expected one of {choices}.{hint}")
@@ -202,7 +211,8 @@ def describe_params(config_cls: type) -> str:
         meta = f.metadata
         extra = []
         if meta.get("choices"):
-            extra.append("one of " + "|".join(map(str, meta["choices"])))
+            extra.append("one of " + "|".join(map(str, (*meta["choices"],
+                                                        *meta.get("open_choices", ())))))
         if meta.get("aliases"):
             extra.append("alias " + ", ".join(meta["aliases"]))
         suffix = f" ({'; '.join(extra)})" if extra else ""

@@ -3,9 +3,13 @@
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from augssl.search.aws import OPERATION_NAMES, PairPolicy, save_policy
 
 from .helpers import ROOT, all_runs, needs_fashion_mnist, run_script, tiny
 
@@ -59,6 +63,29 @@ def test_bad_params_stop_before_any_run_is_made(tracking):
     result = run_script(tracking, "code/train.py", "FashionMNIST", "wideresnet28_2",
                         "--params", "", check=False)
     assert result.returncode == 2 and "wideresnet28-2" in result.stderr
+
+
+def test_train_uses_the_policy_a_search_run_learned_and_refuses_a_missing_one(tracking,
+                                                                               tmp_path):
+    policy = PairPolicy()
+    with torch.no_grad():  # nearly all mass on (Invert, Equalize): an unmistakable policy
+        policy.first_logits[OPERATION_NAMES.index("Invert")] = 30.0
+        policy.second_logits[:, OPERATION_NAMES.index("Equalize")] = 30.0
+    with mlflow.start_run(run_name="search") as search:
+        mlflow.log_artifact(str(save_policy(policy, tmp_path / "policy.json")))
+    run_script(tracking, "code/train.py", "FashionMNIST", "smallcnn",
+               "--params", tiny(policy=f"aws:{search.info.run_id}", num_epochs=1))
+    (run,) = [r for r in all_runs() if r.info.run_id != search.info.run_id]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["policy"] == f"aws:{search.info.run_id}"
+    # the logged examples are inverted: mostly light backgrounds instead of black ones
+    grid = Image.open(_artifact_dir(run) / "augmented_samples.png").convert("L")
+    assert np.asarray(grid).mean() > 128
+
+    result = run_script(tracking, "code/train.py", "FashionMNIST", "smallcnn",
+                        "--params", "policy=aws:0123456789abcdef0123456789abcdef", check=False)
+    assert result.returncode == 2 and "has no policy.json" in result.stderr
+    assert len(all_runs()) == 2
 
 
 def test_missing_data_names_the_searched_path(tracking, tmp_path):

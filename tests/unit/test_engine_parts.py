@@ -43,15 +43,42 @@ def test_cosine_schedule_with_warmup():
     assert lr_factor(50, 100, 0, "constant", 0.004) == 1.0
 
 
-def test_ema_moves_towards_the_model_by_one_minus_decay():
+def test_ema_moves_towards_the_model_by_one_minus_its_decay_once_warmed_up():
     model = torch.nn.Linear(2, 1)
     ema = ParameterEMA(model, decay=0.9)
+    for _ in range(200):  # past the warm-up: (1 + n) / (10 + n) > 0.9 from n = 80
+        ema.update(model)
     before = ema.model.weight.clone()
     with torch.no_grad():
         model.weight.add_(1.0)
     ema.update(model)
     assert torch.allclose(ema.model.weight, before + 0.1)
     assert not ema.model.weight.requires_grad
+
+
+def test_a_short_run_ema_forgets_the_initial_weights():
+    # decay 0.999 over 600 steps without warm-up keeps 0.999**600 = 55% of the random
+    # initialisation; with the warm-up decay min(decay, (1 + n) / (10 + n)) almost none is left
+    model = torch.nn.Linear(2, 1, bias=False)
+    ema = ParameterEMA(model, decay=0.999)
+    with torch.no_grad():
+        model.weight.zero_()
+        ema.model.weight.fill_(1.0)  # stands for the initial weights
+        for step in range(600):
+            ema.update(model)
+    assert ema.model.weight.abs().max() < 0.05
+    assert ema.decay_at(0) == pytest.approx(0.1) and ema.decay_at(10**6) == 0.999
+
+
+def test_ema_state_round_trips_with_its_update_count():
+    model = torch.nn.Linear(2, 1)
+    ema = ParameterEMA(model, decay=0.99)
+    for _ in range(7):
+        ema.update(model)
+    other = ParameterEMA(torch.nn.Linear(2, 1), decay=0.99)
+    other.load_state_dict(ema.state_dict())
+    assert other.updates == 7
+    assert torch.equal(other.model.weight, ema.model.weight)
 
 
 def test_checkpoints_are_atomic_rotated_and_loaded_weights_only(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from augssl.augment import AUTOAUGMENT_POLICY_NAMES, POLICY_NAMES
+from augssl.search.aws.learned import LEARNED_POLICY_FORM, learned_policy_reference
 from augssl.config import ConfigError, spec
 
 AMP_MODES = ("off", "auto", "bf16", "fp16")
@@ -38,10 +39,13 @@ class TrainingConfig:
     min_lr_ratio: float = spec(0.004, "final lr of the cosine schedule, as a fraction of the peak",
                                min=0.0, max=1.0)
     label_smoothing: float = spec(0.0, "label smoothing of the supervised loss", min=0.0, max=1.0)
-    ema_decay: float = spec(0.0, "parameter EMA decay; 0 disables it (evaluation then uses the "
-                            "raw weights)", min=0.0, max=1.0)
+    ema_decay: float = spec(0.0, "parameter EMA decay, warmed up as min(decay, (1 + n) / (10 + "
+                            "n)) at update n; 0 disables it (evaluation then uses the raw "
+                            "weights)", min=0.0, max=1.0)
     amp: str = spec("off", "mixed precision: auto = fp16 on CUDA, bf16 on CPU", choices=AMP_MODES)
-    policy: str = spec("cutout", "augmentation of the labelled images", choices=POLICY_NAMES)
+    policy: str = spec("cutout", "augmentation of the labelled images; aws:<run id or file>: "
+                       "the policy an aws_search run learned", choices=POLICY_NAMES,
+                       open_choices=(LEARNED_POLICY_FORM,))
     augment_on: str = spec("device", "where augmentation runs: batched on the training device, or "
                            "PIL per image in DataLoader workers", choices=AUGMENT_ON)
     autoaugment_policy: str = spec("", "AutoAugment sub-policy set; empty: chosen from the data "
@@ -65,6 +69,10 @@ class TrainingConfig:
                               "add backend=gloo (CPU) or backend=nccl (GPUs).")
         if self.backend and self.backend not in ("nccl", "gloo"):
             raise ConfigError(f"backend={self.backend!r} is not allowed: expected nccl or gloo.")
+        if learned_policy_reference(self.policy) is not None and self.augment_on == "cpu":
+            raise ConfigError(f"policy={self.policy} runs batched on the training device; it has "
+                              "no per-image PIL version for augment_on=cpu: use "
+                              "augment_on=device.")
         if self.num_labelled_samples == 0:
             raise ConfigError("num_labelled_samples=0 leaves nothing to learn from: "
                               "expected -1 (all) or a positive number.")

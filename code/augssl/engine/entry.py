@@ -43,10 +43,21 @@ def preflight(config) -> None:
     check_model_name(config.network)
     Precision(config.amp, select_device(config.device))
     load_dataset(config.dataset, config.data_path or None)
+    _check_learned_policy(getattr(config, "policy", ""))
     if config.resume:
         from augssl.engine.checkpoint import resolve_resume
 
         resolve_resume(config.resume)
+
+
+def _check_learned_policy(policy: str) -> None:
+    """An ``aws:<reference>`` policy must name a readable policy file or search run."""
+    from augssl.search.aws.learned import learned_policy_reference, resolve_learned_policy
+    from augssl.search.aws.policy import load_policy
+
+    reference = learned_policy_reference(policy)
+    if reference is not None:
+        load_policy(resolve_learned_policy(reference))
 
 
 def _explain_on_launcher_run(message: str) -> None:

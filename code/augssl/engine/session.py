@@ -19,6 +19,7 @@ from augssl.data.splits import make_splits
 from augssl.engine.amp import Precision
 from augssl.engine.tracking import RunTracker
 from augssl.models import build_model
+from augssl.search.aws.learned import LearnedPolicyAugment, learned_policy_reference
 
 
 def select_device(choice: str) -> torch.device:
@@ -101,7 +102,7 @@ class Session:
         spec = self.augment_spec()
         per_process = max(1, batch_size // self.world_size)
         on_workers = train and c.augment_on == "cpu"
-        device_augments = tuple(build_batch_transform(p, spec) if train and not on_workers
+        device_augments = tuple(device_augment(p, spec) if train and not on_workers
                                 else None for p in policies)
         if source.in_memory and not on_workers:
             images, targets = self._device_images(source)
@@ -123,6 +124,14 @@ class Session:
         test_indices = np.arange(len(self.bundle.test))
         splits["test"] = self.batches(self.bundle.test, test_indices, batch_size, train=False)[0]
         return splits
+
+
+def device_augment(policy: str, spec: AugmentSpec):
+    """The batched augmentation of a policy name, or of a learned ``aws:<reference>`` policy."""
+    reference = learned_policy_reference(policy)
+    if reference is not None:
+        return LearnedPolicyAugment.from_reference(reference, spec)
+    return build_batch_transform(policy, spec)
 
 
 def open_session(entry: str, config, select=None) -> Session:

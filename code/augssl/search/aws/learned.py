@@ -1,0 +1,71 @@
+"""Training with a policy an `aws_search` run learned: ``policy=aws:<run id or policy.json>``.
+
+The reference is a policy file on disk or the id of the MLflow search run that wrote one (its
+``policy.json`` artifact). The augmentation is the search's own: weak crop/flip, one pair drawn
+per image from the learned P(op1, op2), then Cutout, batched on the training device.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from augssl.augment import AugmentSpec, BatchCutout, BatchWeak
+from augssl.search.aws.policy import PairPolicyTransform, load_policy_transform
+
+__all__ = ["LEARNED_POLICY_FORM", "LearnedPolicyAugment", "learned_policy_reference",
+           "resolve_learned_policy"]
+
+PREFIX = "aws:"
+LEARNED_POLICY_FORM = PREFIX + "<run id or policy.json>"
+POLICY_ARTIFACT = "policy.json"
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def learned_policy_reference(policy: str) -> str | None:
+    """The run id or file of ``aws:<reference>``; None for a named policy."""
+    return policy[len(PREFIX):] if policy.startswith(PREFIX) else None
+
+
+def resolve_learned_policy(reference: str) -> Path:
+    """The local policy file of a reference: the file itself, or the search run's artifact."""
+    path = Path(reference).expanduser()
+    if path.is_file():
+        return path
+    if not _RUN_ID.fullmatch(reference):
+        raise FileNotFoundError(
+            f"policy=aws:{reference}: no such file, and not an MLflow run id (32 hex digits). "
+            f"Pass the {POLICY_ARTIFACT} an aws_search run wrote, or that run's id.")
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        local = mlflow.artifacts.download_artifacts(run_id=reference,
+                                                    artifact_path=POLICY_ARTIFACT)
+    except (MlflowException, OSError) as error:
+        raise FileNotFoundError(
+            f"policy=aws:{reference}: the run has no {POLICY_ARTIFACT} in the tracking store "
+            f"{mlflow.get_tracking_uri()} ({str(error).splitlines()[0]}). Give the id of a "
+            "finished aws_search run, set MLFLOW_TRACKING_URI to the store holding it, or pass "
+            "the file.") from None
+    return Path(local)
+
+
+class LearnedPolicyAugment:
+    """weak -> one learned pair per image -> Cutout; ``augment(images_uint8, generator)``."""
+
+    def __init__(self, transform: PairPolicyTransform, spec: AugmentSpec):
+        self.pairs = transform
+        self.weak = BatchWeak(spec.pad, spec.flip)
+        self.cutout = BatchCutout(spec.cutout_size) if spec.cutout_size > 0 else None
+
+    @classmethod
+    def from_reference(cls, reference: str, spec: AugmentSpec) -> LearnedPolicyAugment:
+        return cls(load_policy_transform(resolve_learned_policy(reference)), spec)
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None
+                 ) -> torch.Tensor:
+        images = self.pairs(self.weak(images, generator), generator)
+        return self.cutout(images, generator) if self.cutout is not None else images
