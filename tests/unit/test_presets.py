@@ -2,6 +2,7 @@
 
 import pytest
 
+import aws_search
 import main_uda
 import main_uda2
 import realmix
@@ -10,7 +11,8 @@ from augssl.config import parse_params
 from augssl.engine.entry import PRESETS_DIR
 
 CONFIGS = {"uda2_": main_uda2.Uda2Config, "uda_": main_uda.UdaConfig,
-           "realmix_": realmix.RealmixConfig, "train_": train.TrainConfig}
+           "realmix_": realmix.RealmixConfig, "train_": train.TrainConfig,
+           "aws_search_": aws_search.AwsSearchConfig}
 PRESETS = sorted(PRESETS_DIR.glob("*.params"))
 
 
@@ -46,3 +48,15 @@ def test_the_paper_preset_holds_the_paper_configuration():
     assert (config.num_labelled_samples, config.batch_size, config.unlabelled_batch_size,
             config.learning_rate, config.num_warmup_steps, config.with_TSA) == (
         4000, 64, 320, 0.03, 20000, True)
+
+
+@pytest.mark.parametrize("path", sorted(PRESETS_DIR.glob("train_aws_*.params")),
+                         ids=lambda p: p.stem)
+def test_final_training_presets_take_a_learned_policy_and_name_a_known_network(path):
+    from augssl.models import MODEL_NAMES
+
+    config = parse_params(f"preset={path.stem};policy=aws:policy.json", train.TrainConfig,
+                          presets_dir=PRESETS_DIR, dataset="CIFAR10", network="wideresnet")
+    assert config.policy == "aws:policy.json" and config.num_labelled_samples == -1
+    network = path.read_text().split("-P network=")[1].split()[0]
+    assert network in MODEL_NAMES
