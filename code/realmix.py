@@ -229,7 +229,8 @@ def make_supervised_step(model, optimizer, precision, config: RealmixConfig, pre
 
 def _unlabelled_batches(session, config: RealmixConfig, policy: str):
     """Batches of `nu` views of the unlabelled pool: the unlabelled classes, without the images
-    held out for validation; from cached augmented copies when aug_copy > 0."""
+    held out for validation, plus the data set's own unlabelled images (a custom folder's
+    unlabeled/); from cached augmented copies when aug_copy > 0."""
     keep = config.labelled_classes
     source = session.source_bundle
     labelled_rows = (np.flatnonzero(np.isin(source.train.targets, keep)) if keep
@@ -241,6 +242,10 @@ def _unlabelled_batches(session, config: RealmixConfig, policy: str):
         batches, _ = session.batches(pool, np.arange(len(pool)), config.unlabelled_batch_size,
                                      train=True, policies=(policy,) * config.nu, stream=1)
         return batches
+    if not pool.in_memory:
+        raise ConfigError(f"aug_copy={config.aug_copy}: cached copies are made of data sets held "
+                          f"in memory, and {config.dataset} is read from image files. Use "
+                          "aug_copy=0: the views are then augmented on the fly.")
     copies = augmented_copies(
         pool.images, AUGMENT_NAMES[config.copy_augment], session.augment_spec(),
         config.aug_copy, config.seed,

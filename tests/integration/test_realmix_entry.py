@@ -1,6 +1,7 @@
 """End to end: the `realmix` entry on tiny Fashion-MNIST, with class mismatch and cached copies."""
 
 import mlflow
+import numpy as np
 import pytest
 import yaml
 
@@ -64,3 +65,31 @@ def test_supervised_baselines_are_entries_of_the_project():
     for method in ("fs_baseline", "fs_mixup"):
         assert f"code/{method}.py" in project["entry_points"][method]["command"]
         assert (ROOT / "code" / f"{method}.py").exists()
+
+
+def test_realmix_learns_from_a_custom_folder_and_its_unlabeled_images(tracking, tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "my photos"
+    rng = np.random.default_rng(0)
+    files = {"train": 8, "test": 3}
+    for split, count in files.items():
+        for name in ("cat", "dog"):
+            for i in range(count):
+                (root / split / name).mkdir(parents=True, exist_ok=True)
+                pixels = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / name / f"photo {i}.png")
+    (root / "unlabeled").mkdir()
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(
+            root / "unlabeled" / f"u{i}.jpg")
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    config = parse_params("batch_size=4;unlabelled_batch_size=8;num_epochs=1;epoch_length=3;"
+                          "num_labelled_samples=4;num_validation_samples=4;median_of_last=1;"
+                          "num_workers=0;log_every=1", realmix.RealmixConfig,
+                          dataset=f"folder:{root}", network="smallcnn")
+    realmix.training(0, config)
+    (run,) = all_runs()
+    assert run.info.status == "FINISHED"
+    assert "train/unlabelled_loss" in run.data.metrics
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # nothing renamed

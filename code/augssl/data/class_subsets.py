@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 
 from augssl.config import ConfigError
-from augssl.data.image_sources import ArraySource
+from augssl.data.image_sources import UNLABELLED, ArraySource, FolderSource
 from augssl.data.splits import class_filter, remap_targets
 
 
@@ -34,9 +34,19 @@ def subset_bundle(bundle, keep: tuple[int, ...]):
                                classes=tuple(bundle.classes[c] for c in keep))
 
 
-def unlabelled_pool(bundle, classes: tuple[int, ...], exclude: np.ndarray) -> ArraySource:
-    """Train images of ``classes`` except the indices ``exclude``, without labels (-1)."""
-    _check_in_memory(bundle)
+def unlabelled_pool(bundle, classes: tuple[int, ...], exclude: np.ndarray) -> ArraySource | FolderSource:
+    """Train images of ``classes`` except the indices ``exclude``, then the data set's own
+    unlabelled images (a folder's ``unlabeled/``, STL-10's unlabelled split), all with target -1.
+
+    In-memory data sets give an ArraySource; folder data sets a FolderSource of the same files,
+    read in place.
+    """
     rows = np.setdiff1d(class_filter(bundle.train.targets, classes), exclude)
-    return ArraySource(bundle.train.images[rows], np.full(len(rows), -1, np.int64),
-                       bundle.classes)
+    extra = bundle.unlabeled
+    if bundle.train.in_memory:
+        parts = [bundle.train.images[rows]] + ([extra.images] if extra is not None else [])
+        images = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        return ArraySource(images, np.full(len(images), UNLABELLED, np.int64), bundle.classes)
+    paths = [bundle.train.paths[r] for r in rows] + (list(extra.paths) if extra else [])
+    return FolderSource(paths, np.full(len(paths), UNLABELLED, np.int64), bundle.classes,
+                        image_size=bundle.train.image_size)
