@@ -13,7 +13,7 @@ from augssl.config import parse_params
 from augssl.data.bias import load_biased_split
 from augssl.data.sources import load_dataset
 
-from .helpers import all_runs, crash_at, needs_fashion_mnist, run_script
+from .helpers import ROOT, all_runs, crash_at, needs_fashion_mnist, run_script
 
 pytestmark = [needs_fashion_mnist, pytest.mark.slow]
 
@@ -57,9 +57,9 @@ def _artifacts(run) -> Path:
 
 
 def test_sep_both_hes_runs_end_to_end_and_leaves_its_artifacts(tracking, fashion_subset):
-    # the MLproject has no autodo entry yet: once it has, run this through `mlflow run -e autodo`
-    run_script(tracking, "code/autodo.py", "FashionMNIST", "smallcnn", "--params",
-               _params(fashion_subset))
+    run_script(tracking, "-m", "mlflow", "run", str(ROOT), "-e", "autodo", "--env-manager",
+               "local", "-P", "dataset=FashionMNIST", "-P", "network=smallcnn",
+               "-P", f"params={_params(fashion_subset)}")
     (run,) = all_runs()
     assert run.info.status == "FINISHED"
     assert run.data.params["imbalance_ratio"] == "2.0"

@@ -19,7 +19,7 @@ from augssl.engine.optim import build_optimizer
 from augssl.engine.session import open_session
 from augssl.search.aws import NUM_PAIRS, PairPolicy, load_policy
 
-from .helpers import all_runs, needs_fashion_mnist, run_script, tiny
+from .helpers import ROOT, all_runs, needs_fashion_mnist, run_script, tiny
 
 pytestmark = [needs_fashion_mnist, pytest.mark.slow]
 
@@ -60,8 +60,9 @@ def _loop_and_index(run) -> tuple[int, int]:
 
 
 def test_search_logs_policy_figures_and_one_child_run_per_evaluation(tracking):
-    run_script(tracking, "code/aws_search.py", "FashionMNIST", "smallcnn",
-               "--params", _params(enlarge_batch=2))
+    run_script(tracking, "-m", "mlflow", "run", str(ROOT), "-e", "aws_search", "--env-manager",
+               "local", "-P", "dataset=FashionMNIST", "-P", "network=smallcnn",
+               "-P", f"params={_params(enlarge_batch=2)}")
     (search,) = _searches()
     assert search.info.status == "FINISHED"
     assert search.data.params["entry"] == "aws_search"
