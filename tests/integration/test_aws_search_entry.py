@@ -264,3 +264,25 @@ def test_bad_inputs_are_refused_before_any_run(tracking, monkeypatch, capsys):
         assert stopped.value.code == 2
         assert message in capsys.readouterr().err
     assert all_runs() == []
+
+
+def test_a_local_ray_instance_runs_two_evaluations_like_the_process_does(tracking):
+    ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install -e .[ray])")
+    config = _config(executor="ray", ray_workers=2)
+    session = open_session(aws_search.ENTRY, config)
+    model = session.create_model()
+    optimizer = build_optimizer(config, model.parameters())
+    joint = PairPolicy().joint().detach()
+    tasks = [aws_search.EvaluationTask(1, 0), aws_search.EvaluationTask(1, 1)]
+    local = aws_search.InProcessEvaluations(aws_search.PolicyEvaluator(
+        session, model, optimizer.state_dict(), EPOCH_LENGTH)).run(joint, tasks)
+    try:
+        executor = aws_search.open_executor(session, model, optimizer, EPOCH_LENGTH)
+        remote = executor.run(joint, tasks)
+        executor.close()
+    finally:
+        ray.shutdown()
+    for expected, got in zip(local, remote):
+        assert (got.loop, got.index) == (expected.loop, expected.index)
+        assert got.accuracies == pytest.approx(expected.accuracies, abs=1e-6)
+        assert torch.equal(got.pair_counts, expected.pair_counts)
