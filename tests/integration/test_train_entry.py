@@ -36,7 +36,8 @@ def test_mlflow_run_of_train_logs_params_metrics_artifacts_and_tensorboard(track
     metrics = run.data.metrics
     for name in ("test/accuracy", "validation/accuracy", "test/f1_macro", "test/precision_macro",
                  "test/recall_macro", "train/loss", "train/lr", "wall_time_s",
-                 "test/class_accuracy/Sneaker"):
+                 "test/class_accuracy/Sneaker", "train/accuracy", "train/f1_macro",
+                 "train/precision_macro", "train/recall_macro", "validation/f1_macro"):
         assert name in metrics, name
     assert metrics["test/accuracy"] > 0.15  # 18 steps with AutoAugment: above chance (0.1)
     folder = _artifact_dir(run)

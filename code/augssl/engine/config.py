@@ -55,6 +55,10 @@ class TrainingConfig:
     cutout_size: int = spec(16, "Cutout square side in pixels; 0 disables Cutout", min=0)
     num_workers: int = spec(2, "DataLoader workers (augment_on=cpu and folder data sets)", min=0)
     eval_every: int = spec(1, "evaluate every this many epochs", min=1)
+    train_eval_samples: int = spec(5000, "labelled images (all when fewer; else a fixed subset "
+                                   "drawn from the seed) evaluated without augmentation for "
+                                   "the train/ accuracy, precision, recall and F1; 0: none",
+                                   min=0)
     log_every: int = spec(10, "log batch losses every this many iterations", min=1)
     checkpoint_every: int = spec(1000, "save a checkpoint every this many iterations", min=1)
     resume: str = spec("", "checkpoint path or MLflow run id to resume from")

@@ -13,7 +13,8 @@ import torch
 
 from augssl.augment import AugmentSpec, build_batch_transform, build_pil_transform
 from augssl.config import ConfigError
-from augssl.data.loaders import BatchPreparer, DeviceBatches, images_as_tensor, worker_batches
+from augssl.data.loaders import (BatchPreparer, DeviceBatches, derived_seed, images_as_tensor,
+                                 worker_batches)
 from augssl.data.sources import load_dataset
 from augssl.data.splits import make_splits
 from augssl.engine.amp import Precision
@@ -34,6 +35,10 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+# the key, after the seed, of the draw of the train/ evaluation subset
+TRAIN_EVAL_STREAM = 11
 
 
 def default_autoaugment_policy(dataset: str) -> str:
@@ -118,12 +123,26 @@ class Session:
 
     def eval_splits(self, batch_size: int = 512) -> dict:
         splits = {}
+        train_rows = train_eval_rows(self.splits.labelled, self.config)
+        if len(train_rows):
+            splits["train"] = self.batches(self.bundle.train, train_rows, batch_size,
+                                           train=False)[0]
         if len(self.splits.validation):
             splits["validation"] = self.batches(self.bundle.train, self.splits.validation,
                                                 batch_size, train=False)[0]
         test_indices = np.arange(len(self.bundle.test))
         splits["test"] = self.batches(self.bundle.test, test_indices, batch_size, train=False)[0]
         return splits
+
+
+def train_eval_rows(labelled: np.ndarray, config) -> np.ndarray:
+    """The labelled rows evaluated for the train/ metrics, sorted: all of them, or a subset of
+    ``train_eval_samples`` drawn from the seed (the same at every evaluation and on resume)."""
+    count = config.train_eval_samples
+    if len(labelled) > count:
+        rng = np.random.default_rng(derived_seed(config.seed, TRAIN_EVAL_STREAM))
+        labelled = rng.choice(labelled, count, replace=False)
+    return np.sort(labelled)
 
 
 def device_augment(policy: str, spec: AugmentSpec):
