@@ -21,6 +21,12 @@ runs() {
       done
     done
   done
+  # learned weights alone, where there are noisy labels to find
+  for bias in "ir=1;nr=0.1" "ir=10;nr=0.1"; do
+    for r in 0 1 2; do
+      run "$BUDGET;$bias;run=$r;aug_model=NONE;loss_model=WGHT;hyper_opt=HES"
+    done
+  done
 }
 
 report() {
@@ -29,8 +35,8 @@ report() {
       --group-by imbalance_ratio,noise_ratio,aug_model,loss_model \
       --metric test/accuracy --summary best_validation --output-dir reports/fashion-autodo
   # how well the learned weights rank clean above noisy labels, after the last hyper epoch
-  python code/report.py --experiment fashion-autodo --filter "loss_model=BOTH;noise_ratio=0.1" \
-      --group-by imbalance_ratio,noise_ratio --metric noisy_weight_auc --summary final \
+  python code/report.py --experiment fashion-autodo --filter "hyper_opt=HES;noise_ratio=0.1" \
+      --group-by imbalance_ratio,noise_ratio,aug_model,loss_model --metric noisy_weight_auc --summary final \
       --no-percent --output-dir reports/fashion-autodo-auc
 }
 
