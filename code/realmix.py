@@ -149,6 +149,15 @@ class CopyViews:
         return torch.from_numpy(np.ascontiguousarray(views)).permute(1, 0, 4, 2, 3)
 
 
+def _mixup_draw(config: RealmixConfig, step: int, count: int, device
+                ) -> tuple[float, torch.Tensor]:
+    """MixUp's lambda and partner order for ``step``: drawn from (seed, step) alone, so that a
+    resumed run mixes as the uninterrupted one did."""
+    rng = np.random.default_rng(derived_seed(config.seed, step))
+    lam = mixup_lambda(config.beta, rng)
+    return lam, torch.from_numpy(rng.permutation(count)).to(device)
+
+
 def make_realmix_step(model, optimizer, precision, config: RealmixConfig, unlabelled,
                       prepare, total_steps: int, num_classes: int):
     ramp_steps = int(config.w_match_rampup * total_steps)
@@ -166,9 +175,7 @@ def make_realmix_step(model, optimizer, precision, config: RealmixConfig, unlabe
             guess = guess_labels(list(model(torch.cat(views)).split(len(views[0]))), config.T)
         inputs = torch.cat([x] + views)
         soft_targets = torch.cat([F.one_hot(targets, num_classes).float()] + [guess] * config.nu)
-        rng = np.random.default_rng(derived_seed(config.seed, t))
-        lam = mixup_lambda(config.beta, rng)
-        order = torch.from_numpy(rng.permutation(len(inputs))).to(inputs.device)
+        lam, order = _mixup_draw(config, t, len(inputs), inputs.device)
         mixed, mixed_targets = mixup(inputs, soft_targets, lam, order)
         labelled_count = len(x)
         with precision.autocast():
@@ -212,9 +219,7 @@ def make_supervised_step(model, optimizer, precision, config: RealmixConfig, pre
         soft_targets = F.one_hot(targets.to(x.device, non_blocking=True), num_classes).float()
         metrics = {}
         if mix:
-            rng = np.random.default_rng(derived_seed(config.seed, t))
-            lam = mixup_lambda(config.beta, rng)
-            order = torch.from_numpy(rng.permutation(len(x))).to(x.device)
+            lam, order = _mixup_draw(config, t, len(x), x.device)
             x, soft_targets = mixup(x, soft_targets, lam, order)
             metrics["mixup_lambda"] = lam
         with precision.autocast():

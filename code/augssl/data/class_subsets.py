@@ -34,7 +34,8 @@ def subset_bundle(bundle, keep: tuple[int, ...]):
                                classes=tuple(bundle.classes[c] for c in keep))
 
 
-def unlabelled_pool(bundle, classes: tuple[int, ...], exclude: np.ndarray) -> ArraySource | FolderSource:
+def unlabelled_pool(bundle, classes: tuple[int, ...],
+                    exclude: np.ndarray) -> ArraySource | FolderSource:
     """Train images of ``classes`` except the indices ``exclude``, then the data set's own
     unlabelled images (a folder's ``unlabeled/``, STL-10's unlabelled split), all with target -1.
 

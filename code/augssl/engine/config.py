@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from augssl.augment import AUTOAUGMENT_POLICY_NAMES, POLICY_NAMES
-from augssl.search.aws.learned import LEARNED_POLICY_FORM, learned_policy_reference
 from augssl.config import ConfigError, spec
+from augssl.search.aws.learned import LEARNED_POLICY_FORM, learned_policy_reference
 
 AMP_MODES = ("off", "auto", "bf16", "fp16")
 OPTIMIZERS = ("sgd", "adam")
