@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,7 @@ from augssl.config import ConfigError
 from augssl.data import aug_copies
 from augssl.data.aug_copies import augmented_copies, sample_views
 
-SPEC = AugmentSpec(image_size=8, channels=1, cutout_size=3)
+SPEC = AugmentSpec(image_size=8, channels=1, cutout_size=3, fill=(73,))
 
 
 def _images(n=20, seed=0):
@@ -38,8 +40,11 @@ def test_other_settings_or_images_make_another_entry(tmp_path):
     base = augmented_copies(_images(), "cutout", SPEC, 2, 1, tmp_path, cpu)
     other_seed = augmented_copies(_images(), "cutout", SPEC, 2, 2, tmp_path, cpu)
     other_images = augmented_copies(_images(seed=5), "cutout", SPEC, 2, 1, tmp_path, cpu)
-    assert len(list(tmp_path.iterdir())) == 3
+    other_fill = augmented_copies(_images(), "cutout", dataclasses.replace(SPEC, fill=(200,)), 2,
+                                  1, tmp_path, cpu)
+    assert len(list(tmp_path.iterdir())) == 4
     assert not np.array_equal(base, other_seed) and not np.array_equal(base, other_images)
+    assert not np.array_equal(base, other_fill)
     fresh = augmented_copies(_images(), "cutout", SPEC, 2, 1, tmp_path / "elsewhere", cpu)
     np.testing.assert_array_equal(base, fresh)  # same key, same content, wherever made
 

@@ -1,4 +1,5 @@
-"""Batched uint8 operations against the PIL reference, op by op.
+"""Batched uint8 operations against the PIL reference, op by op, filling what geometric ops
+uncover with a data set's mean colour (one value per channel).
 
 Tolerances (per op group, applied to every magnitude, sign and image set below):
 
@@ -31,15 +32,19 @@ from augssl.augment import (
     apply_pil_op,
     argument_from_fraction,
     arguments_from_fractions,
+    fill_from_mean,
     op_id,
     op_spec,
 )
-from augssl.augment.ops import ArgumentForm, OpKind
+from augssl.augment.ops import FILL_GREY, ArgumentForm, OpKind
 from augssl.augment.pil_ops import PIL_OPS, cutout_pil, pad_crop_flip_pil
 from augssl.augment.tensor_ops import cutout, pad_crop_flip
 
 BLEND_OPS = ("Brightness", "Contrast", "Color", "Sharpness")
 FRACTIONS = (0.0, 1 / 9, 4 / 9, 2 / 3, 1.0)
+# Fill colours by channel count: Fashion-MNIST's and CIFAR-10's mean pixel in uint8.
+FILLS = {1: (73,), 3: (125, 123, 114)}
+GEOMETRIC_ARGUMENTS = {"ShearX": 0.3, "ShearY": -0.3, "TranslateX": 0.4, "TranslateY": -0.4, "Rotate": 30.0}
 
 
 def smooth_images(count: int, channels: int, size: int, seed: int) -> torch.Tensor:
@@ -91,9 +96,16 @@ def from_pil(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(array.reshape(array.shape[0], array.shape[1], -1).copy()).permute(2, 0, 1)
 
 
-def pil_reference(images: torch.Tensor, op: str | int, arguments: list[float]) -> torch.Tensor:
-    outputs = [apply_pil_op(to_pil(image), op, arg) for image, arg in zip(images, arguments)]
+def pil_reference(
+    images: torch.Tensor, op: str | int, arguments: list[float], fill: int | tuple[int, ...] = FILL_GREY
+) -> torch.Tensor:
+    outputs = [apply_pil_op(to_pil(image), op, arg, fill) for image, arg in zip(images, arguments)]
     return torch.stack([from_pil(output) for output in outputs])
+
+
+def fill_pixels(images: torch.Tensor, fill: tuple[int, ...]) -> torch.Tensor:
+    """(B, H, W) mask of the pixels whose every channel holds the fill colour."""
+    return (images == torch.tensor(fill, dtype=torch.uint8).view(1, -1, 1, 1)).all(dim=1)
 
 
 def assert_matches_pil(name: str, batched: torch.Tensor, reference: torch.Tensor) -> None:
@@ -116,8 +128,9 @@ def test_batched_op_matches_pil_reference(name, images):
     for fraction in FRACTIONS:
         for negate in signs:
             argument = argument_from_fraction(name, fraction, negate)
-            batched = apply_op(images, name, argument)
-            reference = pil_reference(images, name, [argument] * len(images))
+            fill = FILLS[images.shape[1]]
+            batched = apply_op(images, name, argument, fill=fill)
+            reference = pil_reference(images, name, [argument] * len(images), fill)
             assert_matches_pil(f"{name}({argument:.4g})", batched, reference)
 
 
@@ -128,13 +141,13 @@ def test_per_sample_ops_and_arguments_in_one_batch_match_pil():
     fractions = torch.rand(len(images), generator=generator, dtype=torch.float64)
     negate = torch.rand(len(images), generator=generator) < 0.5
     arguments = arguments_from_fractions(op_ids, fractions, negate)
-    batched = apply_ops(images, op_ids, arguments)
+    batched = apply_ops(images, op_ids, arguments, fill=FILLS[3])
     assert len(set(op_ids.tolist())) >= 10, "the batch should mix many different ops"
     for index in range(len(images)):
         name = OP_NAMES[int(op_ids[index])]
         scalar_argument = argument_from_fraction(name, float(fractions[index]), bool(negate[index]))
         assert scalar_argument == float(arguments[index]), "PIL and batch must receive the same argument"
-        reference = pil_reference(images[index : index + 1], name, [scalar_argument])
+        reference = pil_reference(images[index : index + 1], name, [scalar_argument], FILLS[3])
         assert_matches_pil(name, batched[index : index + 1], reference)
 
 
@@ -144,10 +157,10 @@ def test_apply_op_changes_only_selected_images():
     result = apply_op(images, "Invert", 0.0, mask)
     assert torch.equal(result[mask], 255 - images[mask])
     assert torch.equal(result[~mask], images[~mask])
-    by_position = apply_op(images, "Rotate", torch.tensor([10.0, -20.0]), torch.tensor([4, 1]))
+    by_position = apply_op(images, "Rotate", torch.tensor([10.0, -20.0]), torch.tensor([4, 1]), FILLS[3])
     assert torch.equal(by_position[[0, 2, 3, 5]], images[[0, 2, 3, 5]])
-    assert torch.equal(by_position[4:5], pil_reference(images[4:5], "Rotate", [10.0]))
-    assert torch.equal(by_position[1:2], pil_reference(images[1:2], "Rotate", [-20.0]))
+    assert torch.equal(by_position[4:5], pil_reference(images[4:5], "Rotate", [10.0], FILLS[3]))
+    assert torch.equal(by_position[1:2], pil_reference(images[1:2], "Rotate", [-20.0], FILLS[3]))
 
 
 def test_dtype_shape_and_input_preserved():
@@ -166,9 +179,9 @@ def test_shear_is_about_the_top_left_corner_with_coefficient_magnitude():
     sheared = apply_op(images, "ShearX", 0.3)
     assert torch.equal(sheared[..., 0, :], images[..., 0, :]), "top row stays in place"
     # Bottom row samples x + 0.3 * 31.5 = x + 9.45: it shows the ramp shifted left by 9 pixels
-    # and grey fill where the source runs out on the right.
+    # and the fill where the source runs out on the right.
     assert torch.equal(sheared[0, 0, -1, :-10], images[0, 0, -1, 9:-1])
-    assert (sheared[0, :, -1, -9:] == 128).all()
+    assert (sheared[0, :, -1, -9:] == FILL_GREY).all()
 
 
 def test_translate_range_is_150_over_331_of_the_image_size():
@@ -176,18 +189,49 @@ def test_translate_range_is_150_over_331_of_the_image_size():
     images = gradient_images(3, 32)
     shifted = apply_op(images, "TranslateX", argument_from_fraction("TranslateX", 1.0, negate=True))
     shift = int(np.floor(32 * 150 / 331 + 0.5))  # 14.5 px: PIL samples x - 14.5 at the centre x + 0.5
-    assert (shifted[..., :shift] == 128).all()
+    assert (shifted[..., :shift] == FILL_GREY).all()
     assert torch.equal(shifted[..., shift:], images[..., : 32 - shift])
 
 
 @pytest.mark.parametrize("channels", (1, 3))
-def test_geometric_fill_is_grey_128(channels):
+def test_geometric_ops_fill_the_uncovered_area_with_the_given_colour(channels):
     black = torch.zeros(2, channels, 28, 28, dtype=torch.uint8)
-    rotated = apply_op(black, "Rotate", torch.tensor([30.0, -30.0]))
-    assert (rotated[:, :, 0, 0] == 128).all() and (rotated[:, :, -1, -1] == 128).all()
-    assert (rotated[:, :, 14, 14] == 0).all()
-    reference = pil_reference(black, "Rotate", [30.0, -30.0])
-    assert torch.equal(rotated, reference)
+    fill = FILLS[channels]
+    for name, argument in GEOMETRIC_ARGUMENTS.items():
+        moved = apply_op(black, name, torch.tensor([argument, -argument]), fill=fill)
+        uncovered = fill_pixels(moved, fill)
+        assert (uncovered | (moved == 0).all(dim=1)).all(), f"{name}: only content and fill"
+        assert 0.05 < uncovered.float().mean() < 0.6, f"{name}: the fill covers the uncovered area"
+        assert torch.equal(moved, pil_reference(black, name, [argument, -argument], fill)), name
+    rotated = apply_op(black, "Rotate", torch.tensor([30.0, -30.0]), fill=fill)
+    assert fill_pixels(rotated, fill)[:, 0, 0].all() and (rotated[:, :, 14, 14] == 0).all()
+
+
+def test_one_fill_value_serves_every_channel_and_the_default_is_mid_grey():
+    black = torch.zeros(1, 3, 16, 16, dtype=torch.uint8)
+    rotated = apply_op(black, "Rotate", 45.0, fill=90)
+    assert torch.equal(rotated, apply_op(black, "Rotate", 45.0, fill=(90,) * 3))
+    assert torch.equal(rotated[0], from_pil(apply_pil_op(to_pil(black[0]), "Rotate", 45.0, 90)))
+    assert rotated[0, :, 0, 0].tolist() == [90] * 3
+    assert apply_op(black, "Rotate", 45.0)[0, :, 0, 0].tolist() == [FILL_GREY] * 3
+
+
+def test_fill_from_mean_rounds_the_data_sets_mean_to_uint8():
+    assert fill_from_mean((0.2860,)) == FILLS[1]  # Fashion-MNIST: black background, mean 73
+    assert fill_from_mean((0.4914, 0.4822, 0.4465)) == FILLS[3]  # CIFAR-10
+    assert fill_from_mean((0.0, 1.0)) == (0, 255)
+    with pytest.raises(ValueError, match=r"mean.*\[0, 1\]"):
+        fill_from_mean((73.0,))
+
+
+def test_a_fill_that_does_not_fit_the_images_is_refused():
+    images = smooth_images(2, 3, 16, 12)
+    with pytest.raises(ValueError, match="fill must hold 1 or 3 values"):
+        apply_op(images, "Rotate", 10.0, fill=(1, 2))
+    with pytest.raises(ValueError, match=r"fill values must lie in 0\.\.255"):
+        cutout(images, torch.tensor([4, 4]), torch.tensor([4, 4]), 4, fill=256)
+    with pytest.raises(ValueError, match="fill must hold 1 or 3 values"):
+        cutout_pil(to_pil(images[0]), 4, 4, 4, fill=(1, 2))
 
 
 @pytest.mark.parametrize("scale", (9, 30))
@@ -242,16 +286,18 @@ def test_pad_crop_flip_matches_pil(channels, size):
 
 @pytest.mark.parametrize("channels", (1, 3))
 def test_cutout_matches_pil_and_is_clipped(channels):
-    images = smooth_images(4, channels, 32, 10) // 2  # values < 128, so fill pixels are recognisable
+    images = smooth_images(4, channels, 32, 10) // 4 + 160  # values >= 160: fill pixels stand out
+    fill = FILLS[channels]
     centre_y = torch.tensor([0, 16, 31, 10])
     centre_x = torch.tensor([0, 16, 5, 31])
-    batched = cutout(images, centre_y, centre_x, 16)
+    batched = cutout(images, centre_y, centre_x, 16, fill=fill)
     for i, image in enumerate(images):
-        reference = cutout_pil(to_pil(image), int(centre_y[i]), int(centre_x[i]), 16)
+        reference = cutout_pil(to_pil(image), int(centre_y[i]), int(centre_x[i]), 16, fill=fill)
         assert torch.equal(batched[i], from_pil(reference))
-    covered = (batched == 128).all(dim=1)
+    covered = fill_pixels(batched, fill)
     assert covered.sum(dim=(1, 2)).tolist() == [8 * 8, 16 * 16, 9 * 13, 16 * 9]
-    assert torch.equal(cutout(images, centre_y, centre_x, 0), images)
+    assert torch.equal(cutout(images, centre_y, centre_x, 0, fill=fill), images)
+    assert (cutout(images, centre_y, centre_x, 16) == FILL_GREY).all(dim=1).sum() == covered.sum()
 
 
 def test_unknown_ops_and_bad_batches_raise_clear_errors():

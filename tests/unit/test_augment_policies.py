@@ -21,6 +21,7 @@ from augssl.augment import (
     BatchRandAugment,
     BatchTrivialAugment,
     PILAutoAugment,
+    PILRandAugment,
     apply_pil_op,
     build_batch_transform,
     build_pil_transform,
@@ -29,7 +30,7 @@ from augssl.augment import (
 )
 from augssl.augment.autoaugment_policies import AUTOAUGMENT_POLICIES
 
-from .test_augment_ops import digit_images, from_pil, smooth_images, to_pil
+from .test_augment_ops import FILLS, digit_images, fill_pixels, from_pil, smooth_images, to_pil
 
 ROOT = Path(__file__).resolve().parents[2]
 SHAPES = ((3, 32), (1, 28))
@@ -37,6 +38,10 @@ SHAPES = ((3, 32), (1, 28))
 
 def seeded(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
+
+
+def make_spec(size: int, channels: int, **settings) -> AugmentSpec:
+    return AugmentSpec(size, channels, fill=settings.pop("fill", FILLS[channels]), **settings)
 
 
 @pytest.mark.parametrize("name", AUTOAUGMENT_POLICY_NAMES)
@@ -67,14 +72,14 @@ def test_batched_autoaugment_draws_different_sub_policies_per_image():
 
 def test_batched_autoaugment_applies_each_images_plan_like_pil():
     images = torch.cat([smooth_images(24, 3, 32, 20), digit_images(8, 3, 32)])
-    augment = BatchAutoAugment("svhn")
+    augment = BatchAutoAugment("svhn", fill=FILLS[3])
     plan = augment.plan(len(images), seeded(1))
     batched = augment(images, seeded(1))
     for index, image in enumerate(images):
         pil_image = to_pil(image)
         for step in range(2):
             op, argument = int(plan.op_ids[index, step]), float(plan.arguments[index, step])
-            pil_image = apply_pil_op(pil_image, op, argument)
+            pil_image = apply_pil_op(pil_image, op, argument, FILLS[3])
         assert torch.equal(batched[index], from_pil(pil_image)), f"image {index} differs from its PIL replay"
 
 
@@ -108,7 +113,7 @@ def test_trivialaugment_draws_one_op_at_a_uniform_level():
 @pytest.mark.parametrize("policy", POLICY_NAMES)
 @pytest.mark.parametrize("channels,size", SHAPES)
 def test_batch_pipelines_keep_dtype_shape_and_are_deterministic(policy, channels, size):
-    spec = AugmentSpec(image_size=size, channels=channels)
+    spec = make_spec(size, channels)
     transform = build_batch_transform(policy, spec)
     images = smooth_images(16, channels, size, 22)
     first = transform(images, seeded(5))
@@ -121,7 +126,7 @@ def test_batch_pipelines_keep_dtype_shape_and_are_deterministic(policy, channels
 @pytest.mark.parametrize("policy", POLICY_NAMES)
 @pytest.mark.parametrize("channels,size", SHAPES)
 def test_pil_pipelines_keep_mode_and_size_and_are_deterministic(policy, channels, size):
-    spec = AugmentSpec(image_size=size, channels=channels)
+    spec = make_spec(size, channels)
     images = [to_pil(image) for image in smooth_images(8, channels, size, 23)]
 
     def run(seed: int) -> list[np.ndarray]:
@@ -151,8 +156,8 @@ def test_pil_autoaugment_varies_between_calls_and_uses_the_global_random_by_defa
 
 def test_none_and_degenerate_weak_pipelines_are_identity():
     images = smooth_images(8, 3, 32, 25)
-    assert torch.equal(build_batch_transform("none", AugmentSpec(32, 3))(images, seeded(0)), images)
-    still = AugmentSpec(32, 3, flip=False, pad=0, cutout_size=0, randaugment_num_ops=0)
+    assert torch.equal(build_batch_transform("none", make_spec(32, 3))(images, seeded(0)), images)
+    still = make_spec(32, 3, flip=False, pad=0, cutout_size=0, randaugment_num_ops=0)
     for policy in ("weak", "cutout", "randaugment"):
         assert torch.equal(build_batch_transform(policy, still)(images, seeded(0)), images), policy
         pil = build_pil_transform(policy, still, random.Random(0))
@@ -161,7 +166,7 @@ def test_none_and_degenerate_weak_pipelines_are_identity():
 
 def test_flip_only_weak_mirrors_about_half_the_images():
     images = smooth_images(64, 3, 32, 26)
-    result = build_batch_transform("weak", AugmentSpec(32, 3, pad=0))(images, seeded(10))
+    result = build_batch_transform("weak", make_spec(32, 3, pad=0))(images, seeded(10))
     mirrored = (result == images.flip(-1)).flatten(1).all(dim=1)
     unchanged = (result == images).flatten(1).all(dim=1)
     assert bool((mirrored ^ unchanged).all())
@@ -169,23 +174,72 @@ def test_flip_only_weak_mirrors_about_half_the_images():
 
 
 @pytest.mark.parametrize("channels", (1, 3))
-def test_cutout_pipeline_paints_one_grey_square(channels):
-    images = smooth_images(32, channels, 28, 27) // 2
-    spec = AugmentSpec(28, channels, flip=False, pad=0, cutout_size=10)
+def test_cutout_pipelines_paint_one_square_of_the_data_sets_mean(channels):
+    images = smooth_images(32, channels, 28, 27) // 4 + 160  # values >= 160: fill pixels stand out
+    spec = make_spec(28, channels, flip=False, pad=0, cutout_size=10)
     result = build_batch_transform("cutout", spec)(images, seeded(11))
-    grey = (result == 128).all(dim=1).sum(dim=(1, 2))
-    assert bool(((grey >= 25) & (grey <= 100)).all()), "a 10x10 square, clipped to at least 5x5"
-    assert torch.equal(result[result != 128], images[result != 128])
+    painted = fill_pixels(result, spec.fill)
+    counts = painted.sum(dim=(1, 2))
+    assert bool(((counts >= 25) & (counts <= 100)).all()), "a 10x10 square, clipped to at least 5x5"
+    kept = ~painted.unsqueeze(1).expand_as(result)
+    assert torch.equal(result[kept], images[kept])
+    pil = build_pil_transform("cutout", spec, random.Random(0))
+    for image in images[:8]:
+        painted = fill_pixels(from_pil(pil(to_pil(image))).unsqueeze(0), spec.fill)
+        assert 25 <= int(painted.sum()) <= 100
+
+
+@pytest.mark.parametrize("policy", ("autoaugment", "randaugment", "trivialaugment"))
+@pytest.mark.parametrize("channels,size", SHAPES)
+def test_strong_policies_fill_with_the_specs_colour(policy, channels, size):
+    """Black images, no Cutout: the output depends on the fill only through geometric ops."""
+    black = torch.zeros(64, channels, size, size, dtype=torch.uint8)
+    specs = [make_spec(size, channels, flip=False, pad=0, cutout_size=0, fill=(value,) * channels)
+             for value in (73, 74)]
+    batched = [build_batch_transform(policy, spec)(black, seeded(13)) for spec in specs]
+    assert not torch.equal(*batched)
+    pil = [build_pil_transform(policy, spec, random.Random(14)) for spec in specs]
+    outputs = [[np.asarray(transform(to_pil(image))) for image in black[:32]] for transform in pil]
+    assert not all(np.array_equal(a, b) for a, b in zip(*outputs))
+
+
+@pytest.mark.parametrize("channels,size", SHAPES)
+def test_randaugment_on_black_images_shows_only_black_and_the_fill(channels, size):
+    """One op at magnitude 9 leaves black images black except for geometric ops' fill."""
+    black = torch.zeros(64, channels, size, size, dtype=torch.uint8)
+    spec = make_spec(size, channels, flip=False, pad=0, cutout_size=0, randaugment_num_ops=1)
+    result = build_batch_transform("randaugment", spec)(black, seeded(15))
+    filled = fill_pixels(result, spec.fill)
+    assert (filled | (result == 0).all(dim=1)).all() and filled.any()
+    augment = PILRandAugment(1, 9, random.Random(16), fill=spec.fill)
+    outputs = torch.stack([from_pil(augment(to_pil(image))) for image in black])
+    filled = fill_pixels(outputs, spec.fill)
+    assert (filled | (outputs == 0).all(dim=1)).all() and filled.any()
+
+
+@pytest.mark.parametrize("size,expected", ((28, 14), (32, 16), (96, 48), (224, 112)))
+def test_default_cutout_is_half_the_image_side(size, expected):
+    assert make_spec(size, 3).cutout_size == expected
+    assert make_spec(size, 3, cutout_size=8).cutout_size == 8, "an explicit size is kept"
+    assert make_spec(size, 3, cutout_size=0).cutout_size == 0, "0 still disables Cutout"
+
+
+def test_the_spec_needs_a_fill_with_one_value_per_channel():
+    with pytest.raises(TypeError, match="fill"):
+        AugmentSpec(32, 3)
+    with pytest.raises(ValueError, match="fill must hold 1 or 3 values"):
+        AugmentSpec(32, 3, fill=(1, 2))
+    assert AugmentSpec(28, 1, fill=(73,)).fill == (73,)
 
 
 def test_unknown_names_raise_value_errors_listing_valid_names():
-    spec = AugmentSpec(32, 3)
+    spec = make_spec(32, 3)
     with pytest.raises(ValueError, match="unknown augmentation policy 'autoaug'.*randaugment"):
         build_batch_transform("autoaug", spec)
     with pytest.raises(ValueError, match="unknown augmentation policy 'strong'.*trivialaugment"):
         build_pil_transform("strong", spec)
     with pytest.raises(ValueError, match="unknown AutoAugment policy 'cifar100'.*cifar10, svhn, imagenet"):
-        AugmentSpec(32, 3, autoaugment_policy="cifar100")
+        make_spec(32, 3, autoaugment_policy="cifar100")
     with pytest.raises(ValueError, match="unknown AutoAugment policy 'mnist'"):
         BatchAutoAugment("mnist")
 
@@ -196,16 +250,17 @@ def test_unknown_names_raise_value_errors_listing_valid_names():
         ({"channels": 4}, "channels must be 1"),
         ({"randaugment_magnitude": 31}, r"0\.\.30"),
         ({"pad": 32}, "pad must lie in"),
-        ({"cutout_size": -1}, "cutout_size must be >= 0"),
+        ({"cutout_size": -2}, r"cutout_size must be >= 0 \(0 disables Cutout\) or -1"),
+        ({"fill": (0, 0, 300)}, r"fill values must lie in 0\.\.255"),
     ],
 )
 def test_invalid_specs_are_rejected(overrides, message):
     with pytest.raises(ValueError, match=message):
-        AugmentSpec(**{"image_size": 32, "channels": 3, **overrides})
+        AugmentSpec(**{"image_size": 32, "channels": 3, "fill": FILLS[3], **overrides})
 
 
 def test_pipelines_reject_images_that_do_not_match_the_spec():
-    spec = AugmentSpec(32, 3)
+    spec = make_spec(32, 3)
     with pytest.raises(ValueError, match=r"expects batches of shape \(B, 3, 32, 32\)"):
         build_batch_transform("weak", spec)(torch.zeros(2, 1, 28, 28, dtype=torch.uint8), None)
     with pytest.raises(ValueError, match="expects RGB images of 32x32 pixels, got L 28x28"):
@@ -215,7 +270,7 @@ def test_pipelines_reject_images_that_do_not_match_the_spec():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_batches_give_the_cpu_result():
     images = smooth_images(64, 3, 32, 28)
-    transform = build_batch_transform("autoaugment", AugmentSpec(32, 3))
+    transform = build_batch_transform("autoaugment", make_spec(32, 3))
     on_cpu = transform(images, seeded(12))
     on_gpu = transform(images.cuda(), seeded(12))
     assert on_gpu.device.type == "cuda"

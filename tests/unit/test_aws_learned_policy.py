@@ -4,11 +4,14 @@ import mlflow
 import pytest
 import torch
 
+import aws_search
 from augssl.augment import AugmentSpec
 from augssl.config import ConfigError, parse_params
 from augssl.engine.config import TrainingConfig
 from augssl.search.aws import OPERATION_NAMES, PairPolicy, apply_pairs, save_policy
 from augssl.search.aws.learned import LearnedPolicyAugment, resolve_learned_policy
+
+FASHION_MNIST_FILL = (73,)  # the data set's mean pixel, 0.2860, in uint8
 
 
 def _policy_on(first: str, second: str) -> PairPolicy:
@@ -64,7 +67,8 @@ def test_a_reference_that_is_neither_file_nor_run_id_says_what_to_pass(tmp_path)
 
 def test_the_augmentation_applies_the_learned_pair_after_the_weak_crop():
     images = torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8)
-    spec = AugmentSpec(image_size=28, channels=1, flip=False, pad=0, cutout_size=0)
+    spec = AugmentSpec(image_size=28, channels=1, flip=False, pad=0, cutout_size=0,
+                       fill=FASHION_MNIST_FILL)
     augment = LearnedPolicyAugment(_policy_on("Invert", "Posterize@9").transform(), spec)
     first = torch.full((16,), OPERATION_NAMES.index("Invert"))
     second = torch.full((16,), OPERATION_NAMES.index("Posterize@9"))
@@ -74,8 +78,33 @@ def test_the_augmentation_applies_the_learned_pair_after_the_weak_crop():
 
 def test_cutout_follows_the_pair_when_enabled():
     images = torch.full((8, 1, 28, 28), 200, dtype=torch.uint8)
-    spec = AugmentSpec(image_size=28, channels=1, flip=False, pad=0, cutout_size=10)
+    spec = AugmentSpec(image_size=28, channels=1, flip=False, pad=0, cutout_size=10,
+                       fill=FASHION_MNIST_FILL)
     augment = LearnedPolicyAugment(_policy_on("Invert", "Invert").transform(), spec)
     out = augment(images, torch.Generator().manual_seed(1))
     # the double inversion gives the images back; Cutout then fills a square in each image
     assert ((out == 200).float().mean() < 1) and ((out == 200).float().mean() > 0.8)
+    assert set(out.unique().tolist()) == {200, *FASHION_MNIST_FILL}
+
+
+@pytest.mark.parametrize("cutout_size", (0, 10))
+def test_learned_pairs_and_cutout_fill_with_the_data_sets_mean(cutout_size):
+    black = torch.zeros(8, 1, 28, 28, dtype=torch.uint8)
+    spec = AugmentSpec(image_size=28, channels=1, flip=False, pad=0, cutout_size=cutout_size,
+                       fill=FASHION_MNIST_FILL)
+    learned = LearnedPolicyAugment(_policy_on("TranslateX@9", "Rotate@9").transform(), spec)
+    out = learned(black, torch.Generator().manual_seed(2))
+    assert set(out.unique().tolist()) == {0, *FASHION_MNIST_FILL}
+
+
+@pytest.mark.parametrize("cutout_size", (0, 10))
+def test_the_searchs_pairs_and_cutout_fill_with_the_data_sets_mean(cutout_size):
+    black = torch.zeros(8, 1, 28, 28, dtype=torch.uint8)
+    spec = AugmentSpec(image_size=28, channels=1, flip=False, pad=0, cutout_size=cutout_size,
+                       fill=FASHION_MNIST_FILL)
+    augment = aws_search.PairAugment(spec, multiplicity=2)
+    batch = augment(black, torch.zeros(8, dtype=torch.long),
+                    _policy_on("TranslateY@9", "ShearX@9").transform(),
+                    torch.Generator().manual_seed(3))
+    assert batch.images.shape[0] == 16
+    assert set(batch.images.unique().tolist()) == {0, *FASHION_MNIST_FILL}

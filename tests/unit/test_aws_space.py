@@ -22,6 +22,7 @@ from augssl.search.aws.space import MAGNITUDE_OPS, PARAMETER_FREE_OPS
 
 from .test_augment_ops import (
     BLEND_OPS,
+    FILLS,
     IMAGE_SETS,
     assert_matches_pil,
     digit_images,
@@ -88,11 +89,11 @@ def test_pairs_apply_both_operations_in_order_like_the_pil_reference():
     first = torch.randint(0, NUM_OPERATIONS, (len(images),), generator=generator)
     second = torch.randint(0, NUM_OPERATIONS, (len(images),), generator=generator)
     negate = torch.rand(len(images), 2, generator=generator) < 0.5
-    batched = apply_pairs(images, first, second, negate=negate)
+    batched = apply_pairs(images, first, second, negate=negate, fill=FILLS[3])
     for i, image in enumerate(images):
         pair = (int(first[i]), int(second[i]))
         signs = (bool(negate[i, 0]), bool(negate[i, 1]))
-        reference = from_pil(apply_pair_pil(to_pil(image), *pair, negate=signs)).unsqueeze(0)
+        reference = from_pil(apply_pair_pil(to_pil(image), *pair, negate=signs, fill=FILLS[3])).unsqueeze(0)
         blend = any(SEARCH_SPACE[op].op in BLEND_OPS for op in pair)
         label = f"{OPERATION_NAMES[pair[0]]}->{OPERATION_NAMES[pair[1]]}"
         assert_matches_pil(BLEND_OPS[0] if blend else label, batched[i : i + 1], reference)

@@ -2,7 +2,8 @@
 
 Training scripts use `AugmentSpec` with `build_pil_transform` / `build_batch_transform`;
 search code uses the op table (`OP_SPECS`, `op_id`, `arguments_from_fractions`) together with
-`apply_ops` / `apply_op` to apply chosen operations to chosen images of a batch.
+`apply_ops` / `apply_op` to apply chosen operations to chosen images of a batch.  Pixels that
+geometric ops uncover and Cutout erases take the data set's mean colour (`fill_from_mean`).
 """
 
 from augssl.augment.autoaugment_policies import AUTOAUGMENT_MAX_LEVEL, AUTOAUGMENT_POLICY_NAMES
@@ -16,8 +17,15 @@ from augssl.augment.batch_transforms import (
     BatchWeak,
     apply_plan,
 )
-from augssl.augment.factory import POLICY_NAMES, AugmentSpec, build_batch_transform, build_pil_transform
+from augssl.augment.factory import (
+    CUTOUT_HALF_SIDE,
+    POLICY_NAMES,
+    AugmentSpec,
+    build_batch_transform,
+    build_pil_transform,
+)
 from augssl.augment.ops import (
+    FILL_GREY,
     IDENTITY_ID,
     OP_NAMES,
     OP_SPECS,
@@ -27,6 +35,7 @@ from augssl.augment.ops import (
     OpSpec,
     argument_from_fraction,
     arguments_from_fractions,
+    fill_from_mean,
     op_id,
     op_spec,
 )
@@ -44,6 +53,8 @@ from augssl.augment.tensor_ops import apply_op, apply_ops
 __all__ = [
     "AUTOAUGMENT_MAX_LEVEL",
     "AUTOAUGMENT_POLICY_NAMES",
+    "CUTOUT_HALF_SIDE",
+    "FILL_GREY",
     "IDENTITY_ID",
     "OP_NAMES",
     "OP_SPECS",
@@ -74,6 +85,7 @@ __all__ = [
     "arguments_from_fractions",
     "build_batch_transform",
     "build_pil_transform",
+    "fill_from_mean",
     "op_id",
     "op_spec",
 ]

@@ -3,7 +3,8 @@
 Every transform is called as `transform(images, generator=None)`.  Random numbers are drawn on
 the generator's device (the default CPU generator when None) and moved to the batch's device,
 so a seeded generator gives the same result on any device.  Images are never looped over in
-Python: all per-image choices are tensors and `tensor_ops.apply_ops` groups the work.
+Python: all per-image choices are tensors and `tensor_ops.apply_ops` groups the work.  `fill`
+colours the pixels geometric ops uncover and Cutout erases (see `ops`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import torch
 
 from augssl.augment.autoaugment_policies import policy_tensors
 from augssl.augment.ops import (
+    FILL_GREY,
     IDENTITY_ID,
     RANDAUGMENT_MAX_MAGNITUDE,
     RANDAUGMENT_OP_NAMES,
     TRIVIALAUGMENT_LEVELS,
+    Fill,
     arguments_from_fractions,
     op_id,
 )
@@ -55,9 +58,9 @@ class AugmentPlan(NamedTuple):
     sub_policies: torch.Tensor | None = None
 
 
-def apply_plan(images: torch.Tensor, plan: AugmentPlan) -> torch.Tensor:
+def apply_plan(images: torch.Tensor, plan: AugmentPlan, fill: Fill = FILL_GREY) -> torch.Tensor:
     for step in range(plan.op_ids.shape[1]):
-        images = apply_ops(images, plan.op_ids[:, step], plan.arguments[:, step])
+        images = apply_ops(images, plan.op_ids[:, step], plan.arguments[:, step], fill)
     return images
 
 
@@ -69,6 +72,9 @@ def _signed_arguments(
 
 
 class _BatchPolicy(ABC):
+    def __init__(self, fill: Fill = FILL_GREY) -> None:
+        self.fill = fill
+
     @abstractmethod
     def plan(
         self, count: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
@@ -77,13 +83,14 @@ class _BatchPolicy(ABC):
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         check_batch(images)
-        return apply_plan(images, self.plan(images.shape[0], generator, images.device))
+        return apply_plan(images, self.plan(images.shape[0], generator, images.device), self.fill)
 
 
 class BatchAutoAugment(_BatchPolicy):
     """AutoAugment with a uniformly drawn sub-policy per image (see `PILAutoAugment`)."""
 
-    def __init__(self, policy: str = "cifar10") -> None:
+    def __init__(self, policy: str = "cifar10", fill: Fill = FILL_GREY) -> None:
+        super().__init__(fill)
         self.policy_name = policy
         self._op_ids, self._probabilities, self._fractions = policy_tensors(policy)
 
@@ -101,7 +108,8 @@ class BatchAutoAugment(_BatchPolicy):
 class BatchRandAugment(_BatchPolicy):
     """`num_ops` steps; each image gets its own uniformly drawn op per step, at `magnitude`/30."""
 
-    def __init__(self, num_ops: int = 2, magnitude: int = 9) -> None:
+    def __init__(self, num_ops: int = 2, magnitude: int = 9, fill: Fill = FILL_GREY) -> None:
+        super().__init__(fill)
         self.num_ops = num_ops
         self.magnitude = magnitude
 
@@ -131,17 +139,19 @@ class BatchTrivialAugment(_BatchPolicy):
 
 
 class BatchCutout:
-    """Grey square of side `size` per image, centre uniform over the image (size 0: no-op)."""
+    """Square of side `size` in the fill colour per image, centre uniform over the image (size 0:
+    no-op)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, fill: Fill = FILL_GREY) -> None:
         self.size = size
+        self.fill = fill
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         check_batch(images)
         count, _, height, width = images.shape
         centre_y = _integers(height, (count,), generator, images.device)
         centre_x = _integers(width, (count,), generator, images.device)
-        return cutout(images, centre_y, centre_x, self.size)
+        return cutout(images, centre_y, centre_x, self.size, self.fill)
 
 
 class BatchWeak:

@@ -10,14 +10,15 @@ Named pipelines (the `policy` parameter):
     trivialaugment  weak + TrivialAugment + Cutout
 
 Each name exists as a PIL version (per image, for DataLoader workers) and as a batched version
-(uint8 (B, C, H, W) in, same shape, dtype and device out, per-image random choices).
+(uint8 (B, C, H, W) in, same shape, dtype and device out, per-image random choices).  Both fill
+the pixels that geometric ops uncover and Cutout erases with `AugmentSpec.fill`.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import torch
@@ -32,7 +33,7 @@ from augssl.augment.batch_transforms import (
     BatchTrivialAugment,
     BatchWeak,
 )
-from augssl.augment.ops import RANDAUGMENT_MAX_MAGNITUDE
+from augssl.augment.ops import RANDAUGMENT_MAX_MAGNITUDE, fill_per_channel
 from augssl.augment.pil_ops import check_pil_image
 from augssl.augment.pil_transforms import (
     PILAutoAugment,
@@ -45,15 +46,21 @@ from augssl.augment.pil_transforms import (
 from augssl.augment.tensor_ops import check_batch
 
 POLICY_NAMES: tuple[str, ...] = ("none", "weak", "cutout", "autoaugment", "randaugment", "trivialaugment")
+# `cutout_size` that asks for the default side: half the image side.  The Cutout paper's 16 px
+# on 32 px CIFAR-10 images, kept in proportion on other sizes (14 px on 28 px, 48 px on 96 px).
+CUTOUT_HALF_SIDE = -1
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class AugmentSpec:
-    """Image geometry and policy settings shared by the PIL and batched pipelines.
+    """Image geometry, fill colour and policy settings shared by the PIL and batched pipelines.
 
+    `fill` is the uint8 colour of the pixels that geometric ops uncover and Cutout erases, one
+    value per channel: the data set's mean colour (`ops.fill_from_mean`).
     `randaugment_magnitude` is on torchvision's 0..30 scale (31 bins; 9 is torchvision's default,
-    30 the top of every AutoAugment range).  `cutout_size` 0 disables Cutout; `pad` is the
+    30 the top of every AutoAugment range).  `cutout_size` is the side of the Cutout square:
+    `CUTOUT_HALF_SIDE` (the default) becomes half the image side, 0 disables Cutout.  `pad` is the
     reflect padding of the weak crop.
     """
 
@@ -63,8 +70,9 @@ class AugmentSpec:
     autoaugment_policy: str = "cifar10"
     randaugment_num_ops: int = 2
     randaugment_magnitude: int = 9
-    cutout_size: int = 16
+    cutout_size: int = CUTOUT_HALF_SIDE
     pad: int = 4
+    fill: tuple[int, ...] = field(kw_only=True)
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
@@ -75,10 +83,14 @@ class AugmentSpec:
             raise ValueError(
                 f"AugmentSpec.pad must lie in 0..{self.image_size - 1} for reflect padding, got {self.pad}"
             )
-        if self.cutout_size < 0:
+        if self.cutout_size < CUTOUT_HALF_SIDE:
             raise ValueError(
-                f"AugmentSpec.cutout_size must be >= 0 (0 disables Cutout), got {self.cutout_size}"
+                f"AugmentSpec.cutout_size must be >= 0 (0 disables Cutout) or {CUTOUT_HALF_SIDE} "
+                f"(half the image side), got {self.cutout_size}"
             )
+        if self.cutout_size == CUTOUT_HALF_SIDE:
+            object.__setattr__(self, "cutout_size", self.image_size // 2)  # frozen: resolved once
+        object.__setattr__(self, "fill", fill_per_channel(self.fill, self.channels))
         if self.randaugment_num_ops < 0:
             raise ValueError(f"AugmentSpec.randaugment_num_ops must be >= 0, got {self.randaugment_num_ops}")
         if not 0 <= self.randaugment_magnitude <= RANDAUGMENT_MAX_MAGNITUDE:
@@ -167,11 +179,13 @@ def build_pil_transform(
         spec,
         weak=lambda: PILWeak(spec.pad, spec.flip, rng),
         strong={
-            "autoaugment": lambda: PILAutoAugment(spec.autoaugment_policy, rng),
-            "randaugment": lambda: PILRandAugment(spec.randaugment_num_ops, spec.randaugment_magnitude, rng),
-            "trivialaugment": lambda: PILTrivialAugment(rng),
+            "autoaugment": lambda: PILAutoAugment(spec.autoaugment_policy, rng, spec.fill),
+            "randaugment": lambda: PILRandAugment(
+                spec.randaugment_num_ops, spec.randaugment_magnitude, rng, spec.fill
+            ),
+            "trivialaugment": lambda: PILTrivialAugment(rng, spec.fill),
         },
-        cutout=lambda: PILCutout(spec.cutout_size, rng),
+        cutout=lambda: PILCutout(spec.cutout_size, rng, spec.fill),
     )
     return _PILPipeline(policy, spec, PILCompose(steps))
 
@@ -185,10 +199,12 @@ def build_batch_transform(
         spec,
         weak=lambda: BatchWeak(spec.pad, spec.flip),
         strong={
-            "autoaugment": lambda: BatchAutoAugment(spec.autoaugment_policy),
-            "randaugment": lambda: BatchRandAugment(spec.randaugment_num_ops, spec.randaugment_magnitude),
-            "trivialaugment": lambda: BatchTrivialAugment(),
+            "autoaugment": lambda: BatchAutoAugment(spec.autoaugment_policy, spec.fill),
+            "randaugment": lambda: BatchRandAugment(
+                spec.randaugment_num_ops, spec.randaugment_magnitude, spec.fill
+            ),
+            "trivialaugment": lambda: BatchTrivialAugment(spec.fill),
         },
-        cutout=lambda: BatchCutout(spec.cutout_size),
+        cutout=lambda: BatchCutout(spec.cutout_size, spec.fill),
     )
     return _BatchPipeline(policy, spec, BatchCompose(steps))

@@ -5,14 +5,25 @@ image size, degrees, enhancement factor, bits, threshold).  Policies pick a *lev
 into a fraction of the operation's range and then into that argument with `argument_from_fraction`
 (PIL, Python floats) or `arguments_from_fractions` (tensors).  Both use the same float64
 arithmetic so a PIL image and a batch row given the same level receive bit-identical arguments.
+
+Pixels that a geometric op uncovers or Cutout erases take a *fill* colour: one uint8 value for
+every channel, or one value per channel.  Training fills with the data set's mean colour
+(`fill_from_mean`), as the Cutout paper does: a fixed mid-grey paints a bright patch on data
+with a dark background such as Fashion-MNIST.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from numbers import Integral
 
 import torch
+
+Fill = int | tuple[int, ...]
+# The fill when the caller names no data set: mid-grey, as in the AutoAugment reference code.
+FILL_GREY = 128
 
 
 class OpKind(Enum):
@@ -163,3 +174,22 @@ def arguments_from_fractions(
     arguments = torch.where(form == _FORM_CODES[ArgumentForm.FACTOR], 1.0 + signed, arguments)
     arguments = torch.where(form == _FORM_CODES[ArgumentForm.BITS], strength.round(), arguments)
     return torch.where(form == _FORM_CODES[ArgumentForm.NONE], 0.0, arguments)
+
+
+def fill_per_channel(fill: Fill, channels: int) -> tuple[int, ...]:
+    """The fill as one uint8 value per channel; a single value serves every channel."""
+    values = (fill,) if isinstance(fill, Integral) else tuple(fill)
+    if len(values) not in (1, channels):
+        raise ValueError(f"fill must hold 1 or {channels} values for {channels}-channel images, "
+                         f"got {values}")
+    if not all(isinstance(value, Integral) and 0 <= value <= 255 for value in values):
+        raise ValueError(f"fill values must lie in 0..255 (uint8), got {values}")
+    values = tuple(int(value) for value in values)
+    return values * channels if len(values) == 1 else values
+
+
+def fill_from_mean(mean: Sequence[float]) -> tuple[int, ...]:
+    """A data set's per-channel mean in [0, 1] units, rounded to the uint8 fill colour."""
+    if not all(0.0 <= value <= 1.0 for value in mean):
+        raise ValueError(f"the mean must be given per channel in [0, 1] units, got {tuple(mean)}")
+    return tuple(round(value * 255) for value in mean)

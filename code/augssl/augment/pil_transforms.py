@@ -1,8 +1,9 @@
 """Random augmentation policies on single PIL images (for DataLoader workers).
 
 Randomness comes from Python's `random` module by default, which PyTorch reseeds in every
-DataLoader worker; pass `rng=random.Random(seed)` for a reproducible stream.  The batched
-counterparts in `batch_transforms` draw the same kinds of choices per image.
+DataLoader worker; pass `rng=random.Random(seed)` for a reproducible stream.  `fill` colours
+the pixels geometric ops uncover and Cutout erases (see `ops`).  The batched counterparts in
+`batch_transforms` draw the same kinds of choices per image.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from PIL import Image
 
 from augssl.augment.autoaugment_policies import AUTOAUGMENT_MAX_LEVEL, autoaugment_policy
 from augssl.augment.ops import (
+    FILL_GREY,
     RANDAUGMENT_MAX_MAGNITUDE,
     RANDAUGMENT_OP_NAMES,
     TRIVIALAUGMENT_LEVELS,
+    Fill,
     argument_from_fraction,
 )
 from augssl.augment.pil_ops import apply_pil_op, check_pil_image, cutout_pil, pad_crop_flip_pil
@@ -35,16 +38,26 @@ class _RandomPILTransform:
         # time, so every DataLoader worker draws from its own reseeded stream.
         return self._rng if self._rng is not None else random
 
+
+class _PILOpPolicy(_RandomPILTransform):
+    """A policy of table operations; geometric ones fill what they uncover with `fill`."""
+
+    def __init__(self, rng: random.Random | None = None, fill: Fill = FILL_GREY) -> None:
+        super().__init__(rng)
+        self.fill = fill
+
     def _apply_random_sign(self, image: Image.Image, name: str, fraction: float) -> Image.Image:
         negate = self.rng.random() < 0.5
-        return apply_pil_op(image, name, argument_from_fraction(name, fraction, negate))
+        return apply_pil_op(image, name, argument_from_fraction(name, fraction, negate), self.fill)
 
 
-class PILAutoAugment(_RandomPILTransform):
+class PILAutoAugment(_PILOpPolicy):
     """One uniformly drawn sub-policy per image; each step fires with its probability."""
 
-    def __init__(self, policy: str = "cifar10", rng: random.Random | None = None) -> None:
-        super().__init__(rng)
+    def __init__(
+        self, policy: str = "cifar10", rng: random.Random | None = None, fill: Fill = FILL_GREY
+    ) -> None:
+        super().__init__(rng, fill)
         self.policy_name = policy
         self.sub_policies = autoaugment_policy(policy)
 
@@ -56,11 +69,13 @@ class PILAutoAugment(_RandomPILTransform):
         return image
 
 
-class PILRandAugment(_RandomPILTransform):
+class PILRandAugment(_PILOpPolicy):
     """`num_ops` uniformly drawn operations, all at `magnitude` on the 0..30 scale."""
 
-    def __init__(self, num_ops: int = 2, magnitude: int = 9, rng: random.Random | None = None) -> None:
-        super().__init__(rng)
+    def __init__(
+        self, num_ops: int = 2, magnitude: int = 9, rng: random.Random | None = None, fill: Fill = FILL_GREY
+    ) -> None:
+        super().__init__(rng, fill)
         self.num_ops = num_ops
         self.magnitude = magnitude
 
@@ -72,7 +87,7 @@ class PILRandAugment(_RandomPILTransform):
         return image
 
 
-class PILTrivialAugment(_RandomPILTransform):
+class PILTrivialAugment(_PILOpPolicy):
     """One uniformly drawn operation at a uniformly drawn level of 0..30 (RandAugment ranges)."""
 
     def __call__(self, image: Image.Image) -> Image.Image:
@@ -83,16 +98,17 @@ class PILTrivialAugment(_RandomPILTransform):
 
 
 class PILCutout(_RandomPILTransform):
-    """Grey square of side `size` with its centre uniform over the image (size 0: no-op)."""
+    """Square of side `size` in the fill colour, centre uniform over the image (size 0: no-op)."""
 
-    def __init__(self, size: int, rng: random.Random | None = None) -> None:
+    def __init__(self, size: int, rng: random.Random | None = None, fill: Fill = FILL_GREY) -> None:
         super().__init__(rng)
         self.size = size
+        self.fill = fill
 
     def __call__(self, image: Image.Image) -> Image.Image:
         centre_y = self.rng.randrange(image.height)
         centre_x = self.rng.randrange(image.width)
-        return cutout_pil(image, centre_y, centre_x, self.size)
+        return cutout_pil(image, centre_y, centre_x, self.size, self.fill)
 
 
 class PILWeak(_RandomPILTransform):

@@ -7,6 +7,7 @@ batched pass:
 
 * geometric ops (shear, translate, rotate): one nearest-neighbour gather with per-image affine
   maps evaluated in PIL's own 16.16 fixed-point arithmetic, so sampling boundaries agree with PIL;
+  uncovered pixels take the fill colour (see `ops`);
 * point ops (autocontrast, equalize, invert, solarize, posterize, contrast, brightness): one
   gather through per-image, per-channel 256-entry lookup tables built with PIL's formulas;
 * Color and Sharpness: PIL's blend with the greyscale / 3x3-smoothed image in float32.
@@ -18,11 +19,18 @@ import math
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
-from augssl.augment.ops import IDENTITY_ID, OP_INDEX, OP_SPECS, OpKind, op_spec
+from augssl.augment.ops import (
+    FILL_GREY,
+    IDENTITY_ID,
+    OP_INDEX,
+    OP_SPECS,
+    Fill,
+    OpKind,
+    fill_per_channel,
+    op_spec,
+)
 
-FILL_GREY = 128
 # (op id, number of images) for the consecutive runs of a sorted batch that share an op.
 Groups = list[tuple[int, int]]
 _FIXED_ONE = 65536  # PIL's affine_fixed works in 16.16 fixed point
@@ -52,6 +60,16 @@ def _per_sample(
     if values.shape != (count,):
         raise ValueError(f"expected a scalar or {count} per-sample values, got shape {tuple(values.shape)}")
     return values
+
+
+def _fill_pixel(images: torch.Tensor, fill: Fill) -> torch.Tensor:
+    """The fill colour as a (1, C, 1, 1) uint8 tensor on the batch's device."""
+    values = fill_per_channel(fill, images.shape[1])
+    pixel = images.new_empty((1, len(values), 1, 1))
+    # One fill_ per channel writes the values on the device without a blocking host copy.
+    for channel, value in enumerate(values):
+        pixel[:, channel].fill_(value)
+    return pixel
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,7 +113,7 @@ def _fixed(value: torch.Tensor) -> torch.Tensor:
 
 
 def _geometric(
-    images: torch.Tensor, op_ids: torch.Tensor, arguments: torch.Tensor, groups: Groups
+    images: torch.Tensor, op_ids: torch.Tensor, arguments: torch.Tensor, groups: Groups, fill: Fill
 ) -> torch.Tensor:
     n, channels, height, width = images.shape
     a, b, c, d, e, f = _affine_coefficients(op_ids, arguments, height, width)
@@ -107,8 +125,8 @@ def _geometric(
     translation_only = (b == 0) & (d == 0)
     origin_x = torch.where(translation_only, torch.floor(origin_x) * _FIXED_ONE, _fixed(origin_x))
     origin_y = torch.where(translation_only, torch.floor(origin_y) * _FIXED_ONE, _fixed(origin_y))
-    # Sampling happens in a copy with a one-pixel grey border: shifting every source position by
-    # one pixel and clamping to the border sends all outside positions to fill-coloured pixels.
+    # Sampling happens in a copy with a one-pixel fill-coloured border: shifting every source
+    # position by one pixel and clamping to the border sends all outside positions to it.
     fixed = [origin_x + _FIXED_ONE, origin_y + _FIXED_ONE, _fixed(a), _fixed(b), _fixed(d), _fixed(e)]
     origin_x, origin_y, step_xx, step_xy, step_yx, step_yy = torch.stack(fixed).to(torch.int32).unsqueeze(2)
     xs = torch.arange(width, device=images.device, dtype=torch.int32)
@@ -118,8 +136,9 @@ def _geometric(
     source_x = (source_x >> 16).clamp_(0, width + 1)
     source_y = (source_y >> 16).clamp_(0, height + 1)
     flat_index = (source_y * (width + 2) + source_x).view(n, 1, height * width).long()
-    bordered = F.pad(images, (1, 1, 1, 1), value=FILL_GREY).view(n, channels, -1)
-    gathered = bordered.gather(2, flat_index.expand(n, channels, height * width))
+    bordered = _fill_pixel(images, fill).expand(n, channels, height + 2, width + 2).clone()
+    bordered[:, :, 1:-1, 1:-1] = images
+    gathered = bordered.view(n, channels, -1).gather(2, flat_index.expand(n, channels, height * width))
     return gathered.view(n, channels, height, width)
 
 
@@ -229,7 +248,7 @@ def apply_luts(images: torch.Tensor, luts: torch.Tensor) -> torch.Tensor:
 
 
 def _point_ops(
-    images: torch.Tensor, op_ids: torch.Tensor, arguments: torch.Tensor, groups: Groups
+    images: torch.Tensor, op_ids: torch.Tensor, arguments: torch.Tensor, groups: Groups, fill: Fill
 ) -> torch.Tensor:
     tables, start = [], 0
     for op, size in groups:
@@ -245,7 +264,7 @@ def _point_ops(
 
 
 def _color(
-    images: torch.Tensor, op_ids: torch.Tensor, factors: torch.Tensor, groups: Groups
+    images: torch.Tensor, op_ids: torch.Tensor, factors: torch.Tensor, groups: Groups, fill: Fill
 ) -> torch.Tensor:
     if images.shape[1] == 1:
         return images  # PIL's greyscale version of an 'L' image is the image itself
@@ -269,18 +288,20 @@ def _smooth(images: torch.Tensor) -> torch.Tensor:
 
 
 def _sharpness(
-    images: torch.Tensor, op_ids: torch.Tensor, factors: torch.Tensor, groups: Groups
+    images: torch.Tensor, op_ids: torch.Tensor, factors: torch.Tensor, groups: Groups, fill: Fill
 ) -> torch.Tensor:
     return _blend(_smooth(images), images, factors)
 
 
 def _identity(
-    images: torch.Tensor, op_ids: torch.Tensor, arguments: torch.Tensor, groups: Groups
+    images: torch.Tensor, op_ids: torch.Tensor, arguments: torch.Tensor, groups: Groups, fill: Fill
 ) -> torch.Tensor:
     return images
 
 
-_KIND_RUNNERS: dict[OpKind, Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Groups], torch.Tensor]] = {
+# Every runner takes (images, op ids, arguments, groups, fill); only geometric ops use the fill.
+KindRunner = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Groups, Fill], torch.Tensor]
+_KIND_RUNNERS: dict[OpKind, KindRunner] = {
     OpKind.IDENTITY: _identity,
     OpKind.GEOMETRIC: _geometric,
     OpKind.LUT: _point_ops,
@@ -315,14 +336,18 @@ def _op_counts(op_ids: torch.Tensor) -> list[int]:
     return torch.bincount(op_ids, minlength=len(OP_SPECS)).tolist()
 
 
-def apply_ops(images: torch.Tensor, op_ids: torch.Tensor, arguments: torch.Tensor) -> torch.Tensor:
+def apply_ops(
+    images: torch.Tensor, op_ids: torch.Tensor, arguments: torch.Tensor, fill: Fill = FILL_GREY
+) -> torch.Tensor:
     """Apply operation `op_ids[i]` with argument `arguments[i]` to image `i`.
 
     `op_ids` indexes `ops.OP_SPECS` (use `ops.IDENTITY_ID` to leave an image alone); arguments are
     in each op's natural unit (see `ops`); both may also be scalars shared by all images.
+    `fill` colours the pixels geometric ops uncover (see `ops`).
     Returns a new uint8 tensor on the same device; the input is not modified.
     """
     check_batch(images)
+    fill = fill_per_channel(fill, images.shape[1])
     count, device = images.shape[0], images.device
     op_ids = _per_sample(op_ids, count, device, torch.int64)
     arguments = _per_sample(arguments, count, device, torch.float64)
@@ -331,7 +356,7 @@ def apply_ops(images: torch.Tensor, op_ids: torch.Tensor, arguments: torch.Tenso
     counts = _op_counts(op_ids)
     groups = [(op, counts[op]) for op in _EXECUTION_ORDER if counts[op]]
     if len(groups) == 1:
-        result = _KIND_RUNNERS[OP_SPECS[groups[0][0]].kind](images, op_ids, arguments, groups)
+        result = _KIND_RUNNERS[OP_SPECS[groups[0][0]].kind](images, op_ids, arguments, groups, fill)
         return result.clone() if result is images else result
     order = torch.argsort(_RANK_OF_OP.to(device)[op_ids], stable=True)
     sorted_images, sorted_ids, sorted_arguments = _rows(images, order), op_ids[order], arguments[order]
@@ -343,7 +368,7 @@ def apply_ops(images: torch.Tensor, op_ids: torch.Tensor, arguments: torch.Tenso
         stop = start + sum(size for _, size in kind_groups)
         run = slice(start, stop)
         runner = _KIND_RUNNERS[kind]
-        pieces.append(runner(sorted_images[run], sorted_ids[run], sorted_arguments[run], kind_groups))
+        pieces.append(runner(sorted_images[run], sorted_ids[run], sorted_arguments[run], kind_groups, fill))
         start = stop
     inverse = torch.empty_like(order)
     inverse[order] = torch.arange(count, device=device)
@@ -355,10 +380,11 @@ def apply_op(
     op: str | int,
     arguments: torch.Tensor | float,
     index: torch.Tensor | None = None,
+    fill: Fill = FILL_GREY,
 ) -> torch.Tensor:
     """Apply one operation to the images chosen by `index` (bool mask or positions; all if None).
 
-    `arguments` is a scalar or holds one value per chosen image.
+    `arguments` is a scalar or holds one value per chosen image; `fill` as in `apply_ops`.
     """
     check_batch(images)
     count, device = images.shape[0], images.device
@@ -372,14 +398,16 @@ def apply_op(
     op_ids[chosen] = OP_INDEX[op_spec(op).name]
     all_arguments = torch.zeros(count, dtype=torch.float64, device=device)
     all_arguments[chosen] = _per_sample(arguments, chosen.numel(), device, torch.float64)
-    return apply_ops(images, op_ids, all_arguments)
+    return apply_ops(images, op_ids, all_arguments, fill)
 
 
 def cutout(
-    images: torch.Tensor, centre_y: torch.Tensor, centre_x: torch.Tensor, size: int
+    images: torch.Tensor, centre_y: torch.Tensor, centre_x: torch.Tensor, size: int, fill: Fill = FILL_GREY
 ) -> torch.Tensor:
-    """Grey squares of side `size`, one per image centred at (centre_y[i], centre_x[i]), clipped."""
+    """Squares of side `size` in the fill colour, one per image centred at (centre_y[i],
+    centre_x[i]), clipped to the image."""
     check_batch(images)
+    fill = _fill_pixel(images, fill)
     if size <= 0:
         return images.clone()
     count, _, height, width = images.shape
@@ -391,7 +419,7 @@ def cutout(
     in_rows = (rows >= top.view(-1, 1)) & (rows < top.view(-1, 1) + size)
     in_cols = (cols >= left.view(-1, 1)) & (cols < left.view(-1, 1) + size)
     covered = (in_rows[:, :, None] & in_cols[:, None, :]).unsqueeze(1)
-    return torch.where(covered, FILL_GREY, images)
+    return torch.where(covered, fill, images)
 
 
 def _reflect(positions: torch.Tensor, size: int) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from augssl.augment import AUTOAUGMENT_POLICY_NAMES, POLICY_NAMES
+from augssl.augment import AUTOAUGMENT_POLICY_NAMES, CUTOUT_HALF_SIDE, POLICY_NAMES
 from augssl.config import ConfigError, spec
 from augssl.search.aws.learned import LEARNED_POLICY_FORM, learned_policy_reference
 
@@ -52,7 +52,8 @@ class TrainingConfig:
                                    "set", choices=("",) + AUTOAUGMENT_POLICY_NAMES)
     randaugment_num_ops: int = spec(2, "RandAugment: operations per image", min=0)
     randaugment_magnitude: int = spec(9, "RandAugment: magnitude", min=0, max=30)
-    cutout_size: int = spec(16, "Cutout square side in pixels; 0 disables Cutout", min=0)
+    cutout_size: int = spec(CUTOUT_HALF_SIDE, "Cutout square side in pixels; -1: half the image "
+                            "side (16 on 32 px images); 0 disables Cutout", min=CUTOUT_HALF_SIDE)
     num_workers: int = spec(2, "DataLoader workers (augment_on=cpu and folder data sets)", min=0)
     eval_every: int = spec(1, "evaluate every this many epochs", min=1)
     train_eval_samples: int = spec(5000, "labelled images (all when fewer; else a fixed subset "

@@ -2,7 +2,8 @@
 
 The reference is a policy file on disk or the id of the MLflow search run that wrote one (its
 ``policy.json`` artifact). The augmentation is the search's own: weak crop/flip, one pair drawn
-per image from the learned P(op1, op2), then Cutout, batched on the training device.
+per image from the learned P(op1, op2), then Cutout, batched on the training device, filling with
+the data set's mean colour (`AugmentSpec.fill`).
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ class LearnedPolicyAugment:
 
     def __init__(self, transform: PairPolicyTransform, spec: AugmentSpec):
         self.pairs = transform
+        self.fill = spec.fill
         self.weak = BatchWeak(spec.pad, spec.flip)
-        self.cutout = BatchCutout(spec.cutout_size) if spec.cutout_size > 0 else None
+        self.cutout = BatchCutout(spec.cutout_size, spec.fill) if spec.cutout_size > 0 else None
 
     @classmethod
     def from_reference(cls, reference: str, spec: AugmentSpec) -> LearnedPolicyAugment:
@@ -67,5 +69,5 @@ class LearnedPolicyAugment:
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None
                  ) -> torch.Tensor:
-        images = self.pairs(self.weak(images, generator), generator)
+        images = self.pairs(self.weak(images, generator), generator, self.fill)
         return self.cutout(images, generator) if self.cutout is not None else images

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from augssl.augment.ops import FILL_GREY, Fill
 from augssl.augment.tensor_ops import check_batch
 from augssl.search.aws.space import NUM_OPERATIONS, OPERATION_NAMES, SEARCH_SPACE, apply_pairs
 
@@ -235,14 +236,19 @@ class PairPolicyTransform:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return _sample_from_joint(self.joint, count, generator, device)
 
-    def augment(self, images: torch.Tensor, generator: torch.Generator | None = None) -> AugmentedPairs:
-        """Augment a uint8 batch and report which pair every image received."""
+    def augment(
+        self, images: torch.Tensor, generator: torch.Generator | None = None, fill: Fill = FILL_GREY
+    ) -> AugmentedPairs:
+        """Augment a uint8 batch and report which pair every image received; `fill` colours the
+        pixels geometric ops uncover (the data set's mean colour in training)."""
         check_batch(images)
         first, second = self.sample(images.shape[0], generator, images.device)
-        return AugmentedPairs(apply_pairs(images, first, second, generator), first, second)
+        return AugmentedPairs(apply_pairs(images, first, second, generator, fill=fill), first, second)
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.augment(images, generator).images
+    def __call__(
+        self, images: torch.Tensor, generator: torch.Generator | None = None, fill: Fill = FILL_GREY
+    ) -> torch.Tensor:
+        return self.augment(images, generator, fill).images
 
     def top_k(self, k: int) -> list[SubPolicy]:
         return _top_pairs(self.joint, k)
@@ -258,9 +264,11 @@ def enlarge_batch(
     transform: PairPolicyTransform,
     multiplicity: int,
     generator: torch.Generator | None = None,
+    fill: Fill = FILL_GREY,
 ) -> EnlargedBatch:
     """Enlarge Batch: every image repeated `multiplicity` times (copies adjacent), each copy with
-    an independently sampled pair; targets are repeated alongside."""
+    an independently sampled pair; targets are repeated alongside.  `fill` as in
+    `PairPolicyTransform.augment`."""
     check_batch(images)
     if multiplicity < 1:
         raise ValueError(
@@ -271,7 +279,7 @@ def enlarge_batch(
             f"targets must hold one entry per image: {images.shape[0]} images but {targets.shape[0]} targets"
         )
     repeated = images.repeat_interleave(multiplicity, dim=0)
-    augmented = transform.augment(repeated, generator)
+    augmented = transform.augment(repeated, generator, fill)
     return EnlargedBatch(
         augmented.images, targets.repeat_interleave(multiplicity, dim=0), augmented.first, augmented.second
     )

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from augssl.augment.batch_transforms import AugmentPlan, apply_plan
-from augssl.augment.ops import argument_from_fraction, arguments_from_fractions, op_id
+from augssl.augment.ops import FILL_GREY, Fill, argument_from_fraction, arguments_from_fractions, op_id
 from augssl.augment.pil_ops import apply_pil_op, check_pil_image
 from augssl.augment.tensor_ops import check_batch
 
@@ -161,8 +161,10 @@ def apply_pairs(
     second: torch.Tensor,
     generator: torch.Generator | None = None,
     negate: torch.Tensor | None = None,
+    fill: Fill = FILL_GREY,
 ) -> torch.Tensor:
-    """Apply SEARCH_SPACE[first[i]] then SEARCH_SPACE[second[i]] to image i of a uint8 batch."""
+    """Apply SEARCH_SPACE[first[i]] then SEARCH_SPACE[second[i]] to image i of a uint8 batch;
+    `fill` colours the pixels geometric ops uncover."""
     check_batch(images)
     first = torch.as_tensor(first)
     if first.shape != (images.shape[0],):
@@ -171,7 +173,7 @@ def apply_pairs(
             f"got shape {tuple(first.shape)}"
         )
     plan = plan_pairs(first.to(images.device), torch.as_tensor(second).to(images.device), generator, negate)
-    return apply_plan(images, plan)
+    return apply_plan(images, plan, fill)
 
 
 def apply_pair_pil(
@@ -180,6 +182,7 @@ def apply_pair_pil(
     second: str | int,
     negate: tuple[bool, bool] | None = None,
     rng: random.Random | None = None,
+    fill: Fill = FILL_GREY,
 ) -> Image.Image:
     """PIL reference of `apply_pairs` for one image; signs come from `negate` or `rng` (else `random`)."""
     check_pil_image(image)
@@ -187,5 +190,5 @@ def apply_pair_pil(
     for step, operation in enumerate((first, second)):
         entry = SEARCH_SPACE[operation_index(operation)]
         flip = negate[step] if negate is not None else source.random() < 0.5
-        image = apply_pil_op(image, entry.op, entry.argument(flip))
+        image = apply_pil_op(image, entry.op, entry.argument(flip), fill)
     return image
