@@ -9,19 +9,22 @@ biased. Then one of the original's configurations trains on it:
   DADA is refused, no DADA policy being available here;
 - AutoDO: ``aug_model`` SHA or SEP (learned affine augmentation, one parameter set or one per
   image) and/or ``loss_model`` WGHT, SOFT or BOTH (learned per-image weights, soft labels),
-  learned with ``hyper_opt=HES``: after ``warm_epochs`` ordinary epochs, hyper epochs (the
-  network held fixed, one implicit hyper-gradient step on the tables per batch, against a clean
-  validation batch) alternate with ordinary epochs (the network trained through the tables).
+  learned with ``hyper_opt=HES``: after ``warm_epochs`` epochs, every epoch runs a hyper pass
+  (the network held fixed, one implicit hyper-gradient step on the tables per training batch,
+  against a clean validation batch) and then its training pass (the network trained through the
+  tables), as the original's epoch loop does.
 
-The best model is chosen on the clean validation split; the test split is only reported. The
-learning-rate schedule runs over all epochs, hyper ones included.
+Every configuration thus trains the network for ``num_epochs`` passes, the same number of steps
+(logged as ``train/network_steps``); MLflow steps count network steps, and the learning-rate
+schedule runs over them alone. The best model is chosen on the clean validation split; the test
+split is only reported.
 
     python code/autodo.py SVHN wideresnet \
         --params "ir=100;nr=0.1;run=0;aug_model=SEP;loss_model=BOTH;hyper_opt=HES"
 
-Logged besides every entry's metrics: ``train/hyper_train_loss`` and ``train/hyper_val_loss``
-(hyper steps; ``train/loss`` is then the hyper step's training loss), ``bias/*`` (the split's
-sizes and noise), and after each hyper epoch ``learned_augment/<op>_{probability,magnitude}``
+Logged besides every entry's metrics: ``train/network_steps``, ``bias/*`` (the split's sizes and
+noise), and after each hyper pass ``train/hyper_train_loss`` and ``train/hyper_val_loss`` (means
+over the pass), ``learned_augment/<op>_{probability,magnitude}``
 (means over the table's rows) and, with learned weights, ``noisy_weight_auc``: the ROC AUC of
 the weights scoring clean against noisy labels (1: every noisy image weighs less than every
 clean one; 0.5: no separation). Artifacts besides every entry's: ``biased_split.npz`` (read it
@@ -60,12 +63,13 @@ from augssl.search.autodo import (
     DEFAULT_NEUMANN_TERMS,
     LOSS_MODES,
     AffineAugment,
+    HyperGradient,
     HyperOptimizer,
     LossModel,
     TrainingRows,
     augment_parameters,
     draw_biased_split,
-    is_hyper_epoch,
+    hyper_passes_due,
     network_hypergradient,
     noisy_weight_auc,
 )
@@ -82,15 +86,24 @@ POLICY_OF = {"NONE": "none", "RAND": "randaugment", "AUTO": "autoaugment", "SHA"
 BIASED_SPLIT_FILE = "biased_split.npz"
 LEARNED_TABLES_FILE = "autodo_parameters.npz"
 
-# Within one step the uint8 policy draws from stream 0 and the learned warp from this one.
+# Augmentation streams: a training step's uint8 policy draws from stream 0 and its learned warp
+# from AFFINE_STREAM; a hyper step, numbered on its own, from the two after, so that the two
+# kinds of step never share a draw.
 AFFINE_STREAM = 1
+HYPER_POLICY_STREAM = 2
+HYPER_AFFINE_STREAM = 3
+# Loader streams: the clean validation batches, and the training batches of the hyper passes in
+# their own order (the original's hyper_loader).
+VALIDATION_BATCHES = 1
+HYPER_BATCHES = 2
 # Keeps the initial weights of run r apart from every other use of the seed.
 _RUN_WEIGHTS = 7
 
 
 @dataclass(frozen=True)
 class AutodoConfig(TrainingConfig):
-    num_epochs: int = spec(200, "epochs, hyper epochs included (the original: 200)", min=1)
+    num_epochs: int = spec(200, "epochs, each one training pass of the network, after "
+                           "warm_epochs preceded by a hyper pass (the original: 200)", min=1)
     num_validation_samples: int = spec(10000, "clean, class-balanced validation images held out "
                                        "before the bias (the original: 10000); best-model "
                                        "selection and the hyper steps use them", min=1)
@@ -119,7 +132,7 @@ class AutodoConfig(TrainingConfig):
                               "Hessian eigenvalue", min=0.0)
     hyper_lr: float = spec(DEFAULT_HYPER_LR, "RMSprop learning rate of the learned tables",
                            min=0.0)
-    warm_epochs: int = spec(50, "ordinary epochs before the first hyper epoch (the original: 50 "
+    warm_epochs: int = spec(50, "epochs without a hyper pass, at the start (the original: 50 "
                             "of 200)", min=0)
 
     def __post_init__(self) -> None:
@@ -163,7 +176,7 @@ class AutodoConfig(TrainingConfig):
 
     def _validate_hyper(self) -> None:
         if self.warm_epochs >= self.num_epochs:
-            raise ConfigError(f"warm_epochs={self.warm_epochs} leaves no hyper epoch in "
+            raise ConfigError(f"warm_epochs={self.warm_epochs} leaves no hyper pass in "
                               f"num_epochs={self.num_epochs}: expected warm_epochs < "
                               "num_epochs (the original: 50 of 200).")
         if self.hyper_alpha <= 0 or self.hyper_lr <= 0:
@@ -182,6 +195,12 @@ def biased_split(config: AutodoConfig, bundle) -> BiasedSplit:
                              config.noise_ratio, config.seed, config.run)
 
 
+def symmetric_soft_loss(config: AutodoConfig) -> bool:
+    """The soft labels' divergence is symmetric on biased data (the original's
+    ``symmetricKlEnable``: imbalance or label noise)."""
+    return config.imbalance_ratio > 1 or config.noise_ratio > 0
+
+
 def check_biased_split(config: AutodoConfig) -> None:
     """Before any run: the data set can give the split asked for (class sizes, IR)."""
     from augssl.data.sources import load_dataset
@@ -191,7 +210,7 @@ def check_biased_split(config: AutodoConfig) -> None:
 
 @dataclass
 class LearnedTables:
-    """What hyper epochs learn; ``augment`` is None for the baselines and NONE loss models
+    """What hyper passes learn; ``augment`` is None for the baselines and NONE loss models
     have no table."""
 
     augment: AffineAugment | None
@@ -204,7 +223,7 @@ class LearnedTables:
         if config.aug_model in LEARNED_AUG_MODELS:
             augment = AffineAugment(config.aug_model, num_images=len(split)).to(device)
         loss_model = LossModel(config.loss_model, torch.as_tensor(split.train_targets),
-                               split.num_classes).to(device)
+                               split.num_classes, symmetric=symmetric_soft_loss(config)).to(device)
         tables = [*(augment.parameters() if augment is not None else ()),
                   *loss_model.parameters()]
         hyper_optimizer = (HyperOptimizer(tables, lr=config.hyper_lr)
@@ -218,14 +237,16 @@ class LearnedTables:
         return {name: obj for name, obj in objects.items() if obj is not None}
 
 
-def make_autodo_step(model, optimizer, precision, prepare, prepare_validation, rows: TrainingRows,
-                     tables: LearnedTables, validation, config: AutodoConfig):
-    """One step: a hyper-gradient step on the tables in hyper epochs, else a training step of the
-    network through the (constant) tables. Loader targets are ignored: ``rows`` gives the
-    biased set's labels."""
+def make_autodo_step(model, optimizer, precision, prepare, rows: TrainingRows,
+                     tables: LearnedTables, config: AutodoConfig):
+    """One training step of the network through the (constant) tables (the original's
+    ``innerTrain``); every engine iteration is one, so ``network_steps`` is the iteration.
+    Loader targets are ignored: ``rows`` gives the biased set's labels."""
     augment, loss_model = tables.augment, tables.loss_model
 
-    def training_step(images, indices, t: int) -> dict:
+    def step(engine: Engine, batch) -> dict:
+        images, _, indices = batch
+        t = engine.state.iteration
         model.train()
         positions, targets = rows(indices)
         inputs = prepare(images, t)
@@ -238,32 +259,64 @@ def make_autodo_step(model, optimizer, precision, prepare, prepare_validation, r
         else:
             loss = loss_model(logits, targets, positions)
         precision.backward_and_step(loss, optimizer)
-        return {"loss": loss.detach()}
-
-    def hyper_step(images, indices, t: int) -> dict:
-        # The network is held fixed, BatchNorm statistics included: in eval mode the validation
-        # images never reach the running statistics the test evaluation uses.
-        model.eval()
-        positions, targets = rows(indices)
-        val_images, val_targets, _ = next(validation)
-        inputs, val_inputs = prepare(images, t), prepare_validation(val_images)
-        step = network_hypergradient(
-            model, augment, loss_model, inputs, targets, positions, val_inputs,
-            val_targets.to(val_inputs.device), prepare.generator_for(t, AFFINE_STREAM),
-            terms=config.hyper_terms, alpha=config.hyper_alpha)
-        tables.hyper_optimizer.step(step.slices, step.grads)
-        return {"loss": torch.tensor(step.train_loss), "hyper_train_loss": step.train_loss,
-                "hyper_val_loss": step.val_loss}
-
-    def step(engine: Engine, batch) -> dict:
-        images, _, indices = batch
-        t = engine.state.iteration
-        if tables.hyper_optimizer is not None and is_hyper_epoch(engine.state.epoch,
-                                                                 config.warm_epochs):
-            return hyper_step(images, indices, t)
-        return training_step(images, indices, t)
+        return {"loss": loss.detach(), "network_steps": t}
 
     return step
+
+
+class HyperPass:
+    """One pass of hyper-gradient steps over the training set, each against one clean
+    validation batch (the original's ``hyperHesTrain``): only the tables move, the network is
+    held fixed. Its own loaders and draws are positioned by the hyper steps taken so far (the
+    hyper-optimiser's count), which checkpoints carry."""
+
+    def __init__(self, model, prepare, prepare_validation, rows: TrainingRows,
+                 tables: LearnedTables, train_batches, validation_batches, length: int,
+                 config: AutodoConfig) -> None:
+        self.model, self.rows, self.tables, self.config = model, rows, tables, config
+        self.prepare, self.prepare_validation = prepare, prepare_validation
+        self.train_batches, self.validation_batches = train_batches, validation_batches
+        self.length = length
+        self._train, self._validation = cycle(train_batches), cycle(validation_batches)
+
+    def pending(self, epoch: int) -> bool:
+        """Whether ``epoch``'s hyper pass is still to run; a run resumed from a checkpoint inside
+        the epoch's training pass has run it already."""
+        due = hyper_passes_due(epoch, self.config.warm_epochs) * self.length
+        return self.tables.hyper_optimizer.steps < due
+
+    def resume(self) -> None:
+        """Position the loaders after the batches the hyper steps so far have read."""
+        steps = self.tables.hyper_optimizer.steps
+        resume_batches(self.train_batches, steps)
+        resume_batches(self.validation_batches, steps)
+
+    def run(self) -> dict[str, float]:
+        """Run the pass; returns its mean training and validation losses."""
+        # eval mode: BatchNorm statistics stay as the training pass left them, and the
+        # validation images never reach the running statistics the evaluation uses
+        self.model.eval()
+        train_loss = val_loss = 0.0
+        for _ in range(self.length):
+            step = self._step()
+            train_loss, val_loss = train_loss + step.train_loss, val_loss + step.val_loss
+        return {"train/hyper_train_loss": train_loss / self.length,
+                "train/hyper_val_loss": val_loss / self.length}
+
+    def _step(self) -> HyperGradient:
+        h = self.tables.hyper_optimizer.steps
+        images, _, indices = next(self._train)
+        val_images, val_targets, _ = next(self._validation)
+        positions, targets = self.rows(indices)
+        inputs = self.prepare(images, h, HYPER_POLICY_STREAM)
+        val_inputs = self.prepare_validation(val_images)
+        step = network_hypergradient(
+            self.model, self.tables.augment, self.tables.loss_model, inputs, targets, positions,
+            val_inputs, val_targets.to(val_inputs.device),
+            self.prepare.generator_for(h, HYPER_AFFINE_STREAM),
+            terms=self.config.hyper_terms, alpha=self.config.hyper_alpha)
+        self.tables.hyper_optimizer.step(step.slices, step.grads)
+        return step
 
 
 def learned_tables_summary(tables: LearnedTables, split: BiasedSplit) -> dict[str, float]:
@@ -307,10 +360,9 @@ def write_learned_tables(tables: LearnedTables, split: BiasedSplit, tracker) -> 
     np.savez(tracker.path(LEARNED_TABLES_FILE), **arrays)
 
 
-def attach_autodo_outputs(trainer: Engine, tracker, split: BiasedSplit, tables: LearnedTables,
-                          warm_epochs: int) -> None:
-    """The biased split when the run starts, the tables' metrics after each hyper epoch (the only
-    epochs that change them) and their files when training ends."""
+def attach_autodo_outputs(trainer: Engine, tracker, split: BiasedSplit,
+                          tables: LearnedTables) -> None:
+    """The biased split when the run starts and the learned tables' files when training ends."""
 
     @trainer.on(Events.STARTED)
     def save_split(engine: Engine) -> None:
@@ -325,15 +377,23 @@ def attach_autodo_outputs(trainer: Engine, tracker, split: BiasedSplit, tables: 
     if tables.hyper_optimizer is None:
         return
 
-    @trainer.on(Events.EPOCH_COMPLETED)
-    def log_tables(engine: Engine) -> None:
-        if is_hyper_epoch(engine.state.epoch, warm_epochs):
-            tracker.log_metrics(learned_tables_summary(tables, split), engine.state.iteration)
-
     @trainer.on(Events.COMPLETED)
     def save_tables(engine: Engine) -> None:
         if tracker.enabled:
             write_learned_tables(tables, split, tracker)
+
+
+def attach_hyper_passes(trainer: Engine, hyper_pass: HyperPass, tracker,
+                        split: BiasedSplit) -> None:
+    """Each epoch's hyper pass before its training pass, then its losses and the tables' metrics
+    (the only pass that changes them), logged at the network steps taken so far."""
+
+    @trainer.on(Events.EPOCH_STARTED)
+    def learn_tables(engine: Engine) -> None:
+        if hyper_pass.pending(engine.state.epoch):
+            losses = hyper_pass.run()
+            tracker.log_metrics({**losses, **learned_tables_summary(hyper_pass.tables, split)},
+                                engine.state.iteration)
 
 
 def warped_examples(batches, prepare, augment: AffineAugment, rows: TrainingRows) -> torch.Tensor:
@@ -342,6 +402,20 @@ def warped_examples(batches, prepare, augment: AffineAugment, rows: TrainingRows
     positions, _ = rows(indices[:32])
     warped = augment(prepare(images[:32]), positions, prepare.generator_for(0, AFFINE_STREAM))
     return (warped / prepare.inv_std + prepare.mean).round().clamp(0, 255).to(torch.uint8)
+
+
+def build_hyper_pass(session, split: BiasedSplit, model, prepare, rows: TrainingRows,
+                     tables: LearnedTables, length: int) -> HyperPass:
+    """A hyper pass of ``length`` steps with loaders of its own: the training set in another
+    order than the training passes' (the original's hyper_loader) and the clean validation
+    split."""
+    config, train = session.config, session.bundle.train
+    train_batches, _ = session.batches(train, split.train_indices, config.batch_size,
+                                       train=True, stream=HYPER_BATCHES)
+    validation_batches, _ = session.batches(train, split.validation_indices, config.batch_size,
+                                            train=True, stream=VALIDATION_BATCHES)
+    return HyperPass(model, prepare, session.preparer(), rows, tables, train_batches,
+                     validation_batches, length, config)
 
 
 def training(local_rank: int, config: AutodoConfig) -> None:
@@ -361,21 +435,19 @@ def training(local_rank: int, config: AutodoConfig) -> None:
     scheduler = build_scheduler(config, optimizer, config.num_epochs * epoch_length)
     rows = TrainingRows(split, len(train), session.device)
     tables = LearnedTables.build(config, split, session.device)
-    validation_batches = validation = None
-    if tables.hyper_optimizer is not None:
-        validation_batches, _ = session.batches(train, split.validation_indices,
-                                                config.batch_size, train=True, stream=1)
-        validation = cycle(validation_batches)
     prepare = session.preparer(policy)
-    trainer = Engine(make_autodo_step(model, optimizer, session.precision, prepare,
-                                      session.preparer(), rows, tables, validation, config))
-    attach_autodo_outputs(trainer, session.tracker, split, tables, config.warm_epochs)
+    trainer = Engine(make_autodo_step(model, optimizer, session.precision, prepare, rows, tables,
+                                      config))
+    attach_autodo_outputs(trainer, session.tracker, split, tables)
+    hyper_pass = None
+    if tables.hyper_optimizer is not None:
+        hyper_pass = build_hyper_pass(session, split, model, prepare, rows, tables, epoch_length)
+        attach_hyper_passes(trainer, hyper_pass, session.tracker, split)
 
     def on_resume(iteration: int) -> None:
         resume_batches(batches, iteration)
-        if validation_batches is not None:
-            # one validation batch per hyper step so far
-            resume_batches(validation_batches, tables.hyper_optimizer.steps)
+        if hyper_pass is not None:
+            hyper_pass.resume()
 
     def examples() -> torch.Tensor:
         if tables.augment is not None:
@@ -384,7 +456,8 @@ def training(local_rank: int, config: AutodoConfig) -> None:
 
     fit(session, trainer=trainer, model=model, optimizer=optimizer, scheduler=scheduler,
         data=batches, epoch_length=epoch_length, on_resume=on_resume, examples=examples,
-        extra_state=tables.state_objects())
+        extra_state=tables.state_objects(),
+        final_metrics=lambda loop: {"train/network_steps": loop.trainer.state.iteration})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,8 +7,8 @@ run() {  # run <params>
   mlflow run . -e autodo --env-manager local --experiment-name fashion-autodo \
       -P dataset=FashionMNIST -P network=smallcnn -P params="$1"
 }
-# 4000 clean training images drawn before the bias, 1000 clean validation images; 10 epochs, of
-# which SEP+BOTH+HES spends 4 warm-up epochs, then alternates 3 hyper and 3 ordinary epochs.
+# 4000 clean training images drawn before the bias, 1000 clean validation images; 10 epochs of
+# network training for every method; with HES the last 6 of them each start with a hyper pass.
 BUDGET="num_labelled_samples=4000;num_validation_samples=1000;batch_size=64;num_epochs=10;warm_epochs=4;learning_rate=0.05;eval_every=2;log_every=50"
 METHODS=("aug_model=NONE" "aug_model=RAND" "aug_model=AUTO"
          "aug_model=SEP;loss_model=BOTH;hyper_opt=HES")
@@ -34,7 +34,7 @@ report() {
   python code/report.py --experiment fashion-autodo \
       --group-by imbalance_ratio,noise_ratio,aug_model,loss_model \
       --metric test/accuracy --summary best_validation --output-dir reports/fashion-autodo
-  # how well the learned weights rank clean above noisy labels, after the last hyper epoch
+  # how well the learned weights rank clean above noisy labels, after the last hyper pass
   python code/report.py --experiment fashion-autodo --filter "hyper_opt=HES;noise_ratio=0.1" \
       --group-by imbalance_ratio,noise_ratio,aug_model,loss_model --metric noisy_weight_auc --summary final \
       --no-percent --output-dir reports/fashion-autodo-auc

@@ -1,5 +1,5 @@
 """End to end: the autodo entry on a tiny biased Fashion-MNIST (300 training images, 100 clean
-validation images; one warm, one hyper and one ordinary epoch)."""
+validation images; one warm epoch, then epochs of one hyper pass and one training pass)."""
 
 from pathlib import Path
 
@@ -12,13 +12,15 @@ import autodo
 from augssl.config import parse_params
 from augssl.data.bias import load_biased_split
 from augssl.data.sources import load_dataset
+from augssl.engine.amp import Precision
 
 from .helpers import ROOT, all_runs, crash_at, needs_fashion_mnist, run_script
 
 pytestmark = [needs_fashion_mnist, pytest.mark.slow]
 
 # 40 clean images per class, IR 2: 200 + 100 biased training images, 4 batches an epoch;
-# epoch 1 warms up, epoch 2 (iterations 5-8) is the hyper epoch, epoch 3 trains again.
+# epoch 1 (iterations 1-4) warms up; epochs 2 and 3 each run a hyper pass of 4 hyper steps,
+# then train the network (iterations 5-8 and 9-12).
 TINY_AUTODO = {"num_labelled_samples": 400, "num_validation_samples": 100, "ir": 2, "nr": 0.2,
                "run": 1, "batch_size": 64, "num_epochs": 3, "warm_epochs": 1,
                "learning_rate": 0.01, "aug_model": "SEP", "los_model": "BOTH",
@@ -56,10 +58,15 @@ def _artifacts(run) -> Path:
     return Path(run.info.artifact_uri.removeprefix("file://"))
 
 
+def _history(run_id: str, name: str) -> dict[int, float]:
+    return {m.step: m.value for m in mlflow.MlflowClient().get_metric_history(run_id, name)}
+
+
 def test_sep_both_hes_runs_end_to_end_and_leaves_its_artifacts(tracking, fashion_subset):
+    # two epochs: the warm one, then one with a hyper pass
     run_script(tracking, "-m", "mlflow", "run", str(ROOT), "-e", "autodo", "--env-manager",
                "local", "-P", "dataset=FashionMNIST", "-P", "network=smallcnn",
-               "-P", f"params={_params(fashion_subset)}")
+               "-P", f"params={_params(fashion_subset, num_epochs=2)}")
     (run,) = all_runs()
     assert run.info.status == "FINISHED"
     assert run.data.params["imbalance_ratio"] == "2.0"
@@ -77,10 +84,10 @@ def test_sep_both_hes_runs_end_to_end_and_leaves_its_artifacts(tracking, fashion
     assert 0.1 < split.is_noisy.mean() < 0.2  # 60 labels redrawn, a tenth of them unchanged
 
     learned = np.load(folder / autodo.LEARNED_TABLES_FILE)
-    initial = np.array([0.2, 0.0], dtype=np.float32)
+    initial = np.array([np.log(0.2 / 0.8), 0.0], dtype=np.float32)
     moved = (learned["augment_table"] != initial).any(axis=(1, 2))
     assert learned["augment_table"].shape == (300, 7, 2)
-    assert moved.sum() == 256  # the hyper epoch's 4 batches of 64, and no other image
+    assert moved.sum() == 256  # the hyper pass's 4 batches of 64, and no other image
     np.testing.assert_array_equal(learned["weights"] != 1, moved)
     for name in ("learned_weights.png", "learned_augmentation.png", "augmented_samples.png",
                  "best_model.pt", "final_model.pt"):
@@ -92,24 +99,57 @@ def test_sep_both_hes_runs_end_to_end_and_leaves_its_artifacts(tracking, fashion
                  "learned_augment/rotate_probability", "learned_weight/noisy_mean",
                  "bias/noisy_fraction"):
         assert name in metrics, name
-    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "train/hyper_val_loss")
-    assert sorted(m.step for m in history) == [5, 6, 7, 8]
+    # the hyper pass ran before the training pass of epoch 2, after the 4 warm steps
+    assert list(_history(run.info.run_id, "train/hyper_val_loss")) == [4]
+    assert metrics["train/network_steps"] == 8
 
 
-def test_a_run_resumed_mid_hyper_epoch_learns_what_an_uninterrupted_one_does(
-        tracking, monkeypatch, fashion_subset):
+def _count_network_steps(monkeypatch) -> list[int]:
+    calls = []
+    backward_and_step = Precision.backward_and_step
+
+    def counted(precision, loss, optimizer):
+        calls.append(1)
+        backward_and_step(precision, loss, optimizer)
+
+    monkeypatch.setattr(Precision, "backward_and_step", counted)
+    return calls
+
+
+@pytest.mark.parametrize("method", [
+    {"aug_model": "NONE", "los_model": "NONE", "hyper_opt": "NONE"},
+    {"aug_model": "NONE", "los_model": "WGHT", "hyper_opt": "HES"},
+    {"aug_model": "SEP", "los_model": "BOTH", "hyper_opt": "HES"},
+])
+def test_every_method_trains_the_network_for_the_same_number_of_steps(
+        tracking, monkeypatch, fashion_subset, method):
+    calls = _count_network_steps(monkeypatch)
+    autodo.training(0, _config(fashion_subset, **method))
+    (run,) = all_runs()
+    assert len(calls) == 12  # 3 epochs of 4 batches, hyper passes or not
+    assert run.data.metrics["train/network_steps"] == 12
+    if method["hyper_opt"] == "HES":
+        # one hyper pass before each training pass after the warm epoch
+        assert list(_history(run.info.run_id, "train/hyper_val_loss")) == [4, 8]
+
+
+# (checkpoint_every, crash after): resumed inside epoch 2, after its hyper pass (checkpoint 6),
+# or at the end of epoch 1, before epoch 2's hyper pass (checkpoint 4)
+@pytest.mark.parametrize("checkpoint_every, crash", [(3, 7), (4, 6)])
+def test_a_resumed_run_learns_what_an_uninterrupted_one_does(
+        tracking, monkeypatch, fashion_subset, checkpoint_every, crash):
     autodo.training(0, _config(fashion_subset))
     (reference,) = all_runs()
 
-    # the checkpoint of iteration 6 holds two of the four hyper steps; the crash comes after 7
     with monkeypatch.context() as patch:
-        crash_at(patch, 7)
+        crash_at(patch, crash)
         with pytest.raises(RuntimeError, match="simulated crash"):
-            autodo.training(0, _config(fashion_subset))
+            autodo.training(0, _config(fashion_subset, checkpoint_every=checkpoint_every))
     crashed = next(r for r in all_runs() if r.info.run_id != reference.info.run_id)
     assert mlflow.get_run(crashed.info.run_id).info.status == "FAILED"
 
-    autodo.training(0, _config(fashion_subset, resume=crashed.info.run_id))
+    autodo.training(0, _config(fashion_subset, checkpoint_every=checkpoint_every,
+                               resume=crashed.info.run_id))
     resumed = mlflow.get_run(crashed.info.run_id)
     assert resumed.info.status == "FINISHED"
     expected = np.load(_artifacts(reference) / autodo.LEARNED_TABLES_FILE)
@@ -120,8 +160,8 @@ def test_a_run_resumed_mid_hyper_epoch_learns_what_an_uninterrupted_one_does(
     got_model = torch.load(_artifacts(resumed) / "final_model.pt", weights_only=True)
     for name, value in expected_model["model"].items():
         torch.testing.assert_close(got_model["model"][name], value, rtol=0, atol=1e-6, msg=name)
-    auc = mlflow.MlflowClient().get_metric_history(crashed.info.run_id, "noisy_weight_auc")
-    assert [m.value for m in auc] == [reference.data.metrics["noisy_weight_auc"]]
+    for name in ("noisy_weight_auc", "train/hyper_val_loss"):
+        assert _history(resumed.info.run_id, name) == _history(reference.info.run_id, name)
 
 
 @pytest.mark.parametrize("bad, message", [

@@ -97,18 +97,51 @@ def test_shear_x_shifts_rows_in_proportion_to_their_distance_from_the_centre():
     torch.testing.assert_close(sheared[..., 2, :7], images[..., 2, 1:], atol=1e-5, rtol=0)
 
 
+def test_the_table_starts_at_the_originals_probability_and_magnitude():
+    # the original (custom_models/automodels.py, AugmentModel): probability 1/(K-2) for K = 7
+    table = AffineAugment("SEP", num_images=3).table.detach()
+    torch.testing.assert_close(torch.sigmoid(table[..., 0]), torch.full((3, 7), 0.2))
+    torch.testing.assert_close(table[..., 0], torch.full((3, 7), math.log(0.2 / 0.8)))
+    assert (table[..., 1] == 0).all()
+
+
+def test_an_applied_value_is_range_times_sigmoid_magnitude_times_unclipped_normal_noise():
+    params = torch.zeros(5000, len(AFFINE_OPS), 2)
+    params[..., 0] = 40.0                                   # every op applied
+    params[..., 1] = torch.linspace(-2.0, 2.0, 5000)[:, None]
+    values = _sample_op_values(params, torch.Generator().manual_seed(0), 1.0)
+    # the bits come first from the generator, then the noise
+    replay = torch.Generator().manual_seed(0)
+    torch.rand(values.shape, generator=replay)
+    noise = torch.randn(values.shape, generator=replay)
+    expected = torch.tensor(OP_RANGES) * torch.sigmoid(params[..., 1]) * noise
+    torch.testing.assert_close(values, expected)
+    assert noise.abs().max() > 3                            # a draw beyond the old clip of 2
+
+
 def test_sampled_values_follow_the_documented_distribution():
     params = torch.zeros(20000, len(AFFINE_OPS), 2)
-    params[..., 0] = 0.2
+    params[..., 0] = math.log(0.2 / 0.8)
     values = _sample_op_values(params, torch.Generator().manual_seed(0), 1.0)
     applied = values != 0
-    assert abs(applied.float().mean().item() - torch.sigmoid(torch.tensor(0.2)).item()) < 0.01
+    assert abs(applied.float().mean().item() - 0.2) < 0.01
     ranges = torch.tensor(OP_RANGES)
-    assert (values.abs() <= ranges + 1e-7).all()
-    # At m = 0 the magnitude is sigmoid(0) * eps / 2: about a quarter of the range in std.
+    # At m = 0 the magnitude is sigmoid(0) * eps: half the range in std.
     spread = values.std(0) / applied.float().mean(0).sqrt() / ranges
-    assert ((spread > 0.22) & (spread < 0.26)).all(), spread
-    assert (values.mean(0).abs() / ranges < 0.01).all()
+    assert ((spread > 0.47) & (spread < 0.53)).all(), spread
+    assert (values.mean(0).abs() / ranges < 0.02).all()
+
+
+def test_pixels_from_outside_the_image_repeat_its_border():
+    augment = AffineAugment("SHA")
+    assert augment.padding_mode == "border"
+    with torch.no_grad():
+        augment.table[..., 0] = 40.0                        # every op applied, full magnitude
+        augment.table[..., 1] = 40.0
+    flat = torch.full((16, 3, 12, 12), 0.7)
+    out = augment(flat, torch.arange(16), torch.Generator().manual_seed(0))
+    # zeros padding would bring 0 in wherever the warp reads outside the image
+    torch.testing.assert_close(out, flat, atol=1e-5, rtol=0)
 
 
 def test_the_generator_alone_decides_the_draws():

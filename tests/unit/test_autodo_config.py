@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
 
 from augssl.config import ConfigError, parse_params
-from autodo import AutodoConfig
+from augssl.search.autodo import draw_biased_split
+from autodo import AutodoConfig, LearnedTables
 
 
 def _config(params: str) -> AutodoConfig:
@@ -38,7 +41,7 @@ def test_the_augmentation_model_sets_the_policy(aug_model, policy):
     ("hyper_opt=HES", "nothing to learn with aug_model=NONE and loss_model=NONE"),
     ("aug_model=SEP", "aug_model=SEP would stay at the initial values"),
     ("aug_model=SHA;loss_model=WGHT", "aug_model=SHA and loss_model=WGHT would stay"),
-    ("aug_model=SEP;hyper_opt=HES;num_epochs=10;warm_epochs=10", "leaves no hyper epoch"),
+    ("aug_model=SEP;hyper_opt=HES;num_epochs=10;warm_epochs=10", "leaves no hyper pass"),
     ("loss_model=SOFT;hyper_opt=HES;backend=gloo", "runs in one process"),
     ("loss_model=SOFT;hyper_opt=HES;hyper_alpha=0", "must both be > 0"),
     ("loss_model=WGHT;hyper_opt=HES;label_smoothing=0.1", "Set label_smoothing=0"),
@@ -46,3 +49,14 @@ def test_the_augmentation_model_sets_the_policy(aug_model, policy):
 def test_settings_that_cannot_work_are_refused_with_a_reason(params, message):
     with pytest.raises(ConfigError, match=message):
         _config(params)
+
+
+@pytest.mark.parametrize("bias, symmetric", [("ir=1;nr=0", False), ("ir=2", True),
+                                             ("nr=0.1", True)])
+def test_the_soft_label_loss_is_symmetric_on_biased_data(bias, symmetric):
+    # the original's symmetricKlEnable: imbalance or label noise
+    config = _config(f"{bias};loss_model=SOFT;hyper_opt=HES")
+    split = draw_biased_split(np.arange(400) % 4, 4, 40, None, config.imbalance_ratio,
+                              config.noise_ratio, 0, 0)
+    tables = LearnedTables.build(config, split, torch.device("cpu"))
+    assert tables.loss_model.symmetric is symmetric

@@ -210,6 +210,31 @@ def test_hypergradient_of_loss_weights_points_at_the_noisy_labels():
     assert step.train_loss > step.val_loss
 
 
+def test_the_network_hypergradient_differentiates_the_classifier_weight_but_not_its_bias():
+    # the original (implicit-augment.py / hyperHesTrain): theta is the '.weight' of the 'cls'
+    # layer
+    points, targets = _blobs(60, [1.0, 1.0], classes=3, seed=2)
+    points = points.float()
+    torch.manual_seed(0)
+    model = _IdentityFeatures(2, 3)
+    with torch.no_grad():
+        model.classifier.bias.copy_(torch.tensor([0.5, -1.0, 0.3]))
+    loss_model = LossModel("WGHT", targets[:40], 3)
+    step = network_hypergradient(model, None, loss_model, points[:40], targets[:40],
+                                 torch.arange(40), points[40:], targets[40:],
+                                 torch.Generator().manual_seed(0))
+
+    def expected(theta: list[torch.Tensor]) -> torch.Tensor:
+        (piece,) = loss_model.take(torch.arange(40))
+        train_loss = loss_model(model(points[:40]), targets[:40], torch.arange(40),
+                                slices=[piece])
+        val_loss = F.cross_entropy(model(points[40:]), targets[40:])
+        return implicit_hypergradient(train_loss, val_loss, theta, [piece.values])[0]
+
+    torch.testing.assert_close(step.grads[0], expected([model.classifier.weight]))
+    assert not torch.allclose(step.grads[0], expected(list(model.classifier.parameters())))
+
+
 def test_hypergradient_reaches_every_augmentation_parameter_through_a_cnn():
     torch.manual_seed(0)
     model = build_model("smallcnn", num_classes=4, in_channels=1).eval()
@@ -218,6 +243,8 @@ def test_hypergradient_reaches_every_augmentation_parameter_through_a_cnn():
                                                                              generator=g)
     targets, val_targets = torch.arange(16) % 4, torch.arange(8) % 4
     augment = AffineAugment("SHA")
+    with torch.no_grad():
+        augment.table[..., 0] = 2.0        # each op applied to most of the 16 images
     loss_model = LossModel("BOTH", torch.arange(40) % 4, 4)
     index = torch.arange(10, 26)
     before = [p.detach().clone() for p in model.parameters()]

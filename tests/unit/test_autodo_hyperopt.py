@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+import math
 
 import pytest
 import torch
 
-from augssl.search.autodo import AffineAugment, HyperOptimizer, LossModel, is_hyper_epoch
+from augssl.search.autodo import AffineAugment, HyperOptimizer, LossModel, hyper_passes_due
 
 
 def _grads(slices, seed: int) -> list[torch.Tensor]:
@@ -57,7 +58,7 @@ def test_float16_tables_are_updated_in_float32_and_stored_back():
     hyper_opt.step(slices, [torch.ones(2, 7, 2)])
     assert augment.table.dtype == torch.float16
     torch.testing.assert_close(augment.table.detach()[3, 0].float(),
-                               torch.tensor([0.2 - 0.5, -0.5]), atol=1e-3, rtol=0)
+                               torch.tensor([math.log(0.25) - 0.5, -0.5]), atol=1e-3, rtol=0)
     assert (augment.table.detach()[1].float()[:, 1] == 0).all()
 
 
@@ -107,9 +108,10 @@ def test_state_of_other_tables_is_refused():
         hyper_opt.step(stranger.take(torch.arange(2)), [torch.zeros(2, 7, 2)])
 
 
-def test_warm_phase_then_alternating_hyper_and_ordinary_epochs():
-    assert [is_hyper_epoch(e, 3) for e in range(1, 9)] == \
-        [False, False, False, True, False, True, False, True]
-    assert is_hyper_epoch(1, 0) and not is_hyper_epoch(2, 0)
+def test_after_the_warm_phase_every_epoch_runs_one_hyper_pass_before_its_training_pass():
+    # the original (implicit-augment.py): hyperHesTrain, then innerTrain, in every epoch after
+    # hyperEpochStart; the network trains in every epoch
+    assert [hyper_passes_due(e, 3) for e in range(1, 9)] == [0, 0, 0, 1, 2, 3, 4, 5]
+    assert hyper_passes_due(1, 0) == 1 and hyper_passes_due(2, 0) == 2
     with pytest.raises(ValueError, match="1-based"):
-        is_hyper_epoch(0, 3)
+        hyper_passes_due(0, 3)

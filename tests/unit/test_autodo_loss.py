@@ -42,19 +42,46 @@ def test_at_init_none_and_wght_are_cross_entropy_and_soft_is_smoothed_cross_entr
                                F.cross_entropy(logits, y, label_smoothing=0.05) - entropy)
 
 
-def test_both_is_the_weighted_sum_of_the_two_kl_directions():
-    targets, index, logits = _batch()
-    model = LossModel("BOTH", targets, NUM_CLASSES)
+def _moved(model: LossModel) -> LossModel:
     with torch.no_grad():
-        model.weight_logits.normal_(generator=torch.Generator().manual_seed(1))
+        if model.weight_logits is not None:
+            model.weight_logits.normal_(generator=torch.Generator().manual_seed(1))
         model.soft_logits.normal_(generator=torch.Generator().manual_seed(2))
+    return model
+
+
+def _kl_both_ways(model: LossModel, index, logits) -> tuple[torch.Tensor, torch.Tensor]:
     q = model.soft_labels()[index]
     p = logits.softmax(-1)
-    forward_kl = (q * (q.log() - p.log())).sum(-1)
-    reverse_kl = (p * (p.log() - q.log())).sum(-1)
-    w = F.softplus(model.weight_logits.detach()[index]) / F.softplus(torch.tensor(0.0))
+    return (q * (q.log() - p.log())).sum(-1), (p * (p.log() - q.log())).sum(-1)
+
+
+@pytest.mark.parametrize("mode", ["SOFT", "BOTH"])
+def test_the_symmetric_loss_is_half_the_sum_of_the_two_kl_directions(mode):
+    # the original (custom_models/automodels.py, LossModel with sym): the same soft loss for
+    # SOFT and BOTH, 0.5 * (KL(q || p) + KL(p || q)), scaled by the weight
+    targets, index, logits = _batch()
+    model = _moved(LossModel(mode, targets, NUM_CLASSES, symmetric=True))
+    forward_kl, reverse_kl = _kl_both_ways(model, index, logits)
+    w = model.weights()[index]
     torch.testing.assert_close(model(logits, targets[index], index),
-                               (w * (forward_kl + reverse_kl)).mean())
+                               (w * 0.5 * (forward_kl + reverse_kl)).mean())
+
+
+@pytest.mark.parametrize("mode", ["SOFT", "BOTH"])
+def test_without_symmetry_the_soft_loss_is_kl_to_the_soft_labels(mode):
+    targets, index, logits = _batch()
+    model = _moved(LossModel(mode, targets, NUM_CLASSES))
+    assert not model.symmetric
+    forward_kl, _ = _kl_both_ways(model, index, logits)
+    w = model.weights()[index]
+    torch.testing.assert_close(model(logits, targets[index], index), (w * forward_kl).mean())
+
+
+def test_weights_are_the_scaled_softplus_of_their_logits():
+    targets, index, _ = _batch()
+    model = _moved(LossModel("BOTH", targets, NUM_CLASSES))
+    w = F.softplus(model.weight_logits.detach()[index]) / F.softplus(torch.tensor(0.0))
     torch.testing.assert_close(model.weights()[index], w)
 
 

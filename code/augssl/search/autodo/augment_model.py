@@ -1,6 +1,8 @@
 """AutoDO's differentiable affine augmentation: 7 learned operations, one warp per image.
 
-Operations and their ranges (``AFFINE_OPS``, ``OP_RANGES``)::
+Operations and their ranges (``AFFINE_OPS``, ``OP_RANGES``), the original's; a range scales the
+operation's normal noise (below), so it is the value's standard deviation at full magnitude,
+not a bound::
 
     rotate        +-30 degrees about the image centre
     translate_x   +-0.45 of the image width
@@ -10,19 +12,20 @@ Operations and their ranges (``AFFINE_OPS``, ``OP_RANGES``)::
     scale_x       1 +- 0.5 (about the centre)
     scale_y       1 +- 0.5
 
-Each operation has two learned numbers, stored as ``table[row, op] = (p, m)``:
+Each operation has two learned numbers, stored as ``table[row, op] = (p, m)``, initialised as
+the original does (``custom_models/automodels.py``, ``AugmentModel``):
 
-- ``p``, the probability logit (init 0.2): the apply-bit is a hard two-class Gumbel-softmax
-  with logits ``(p, 0)`` at temperature ``tau``, so ``P(apply) = sigmoid(p)`` (0.55 at init).
-  Two-class Gumbel-softmax is the binary concrete relaxation: ``soft = sigmoid((p + L) / tau)``
-  with ``L`` standard logistic noise, ``hard = [soft > 1/2]``; the forward pass uses ``hard``
-  (exactly 0 or 1), the backward pass the gradient of ``soft`` (straight-through).
-- ``m``, the magnitude logit (init 0): the signed magnitude is ``sigmoid(m) * eps`` with
-  ``eps ~ N(0, 1)`` (reparameterised, so it is differentiable in ``m``). ``eps`` is clipped to
-  +-2 and the operation's value is ``range * sigmoid(m) * eps / 2``: the value never leaves
-  the range above, its sign is that of ``eps`` (both directions equally likely), and at init
-  its standard deviation is about a quarter of the range (7.5 degrees of rotation). Clipping
-  the noise, not the product, keeps the gradient in ``m`` for every draw.
+- ``p``, the probability logit, init ``logit(1 / (K - 2)) = ln(0.2 / 0.8)`` for the K = 7 ops:
+  the apply-bit is a hard two-class Gumbel-softmax with logits ``(p, 0)`` at temperature
+  ``tau``, so ``P(apply) = sigmoid(p)`` (0.2 at init). Two-class Gumbel-softmax is the binary
+  concrete relaxation: ``soft = sigmoid((p + L) / tau)`` with ``L`` standard logistic noise,
+  ``hard = [soft > 1/2]``; the forward pass uses ``hard`` (exactly 0 or 1), the backward pass
+  the gradient of ``soft`` (straight-through).
+- ``m``, the magnitude logit, init 0 (the original's magnitude 5 of 10): the operation's value
+  is ``range * sigmoid(m) * eps`` with ``eps ~ N(0, 1)`` (reparameterised, so it is
+  differentiable in ``m``), unclipped as in the original: its sign is that of ``eps`` and at
+  init its standard deviation is half the range (15 degrees of rotation); a draw can leave the
+  range above.
 
 An operation that is not applied has value 0, which is the identity for all seven (scale is
 ``1 + value``), so the image's warp uses ``bit * value``: gradients reach ``p`` through the bit
@@ -30,9 +33,9 @@ and ``m`` through the value of the applied operations. The seven are composed in
 map, content first scaled, then sheared, rotated and translated, all about the image centre;
 its inverse (the map from output to input pixels, written in closed form) goes to
 ``F.affine_grid`` / ``F.grid_sample`` (bilinear, ``align_corners=False``). Pixels that come
-from outside the image are filled per ``padding_mode``: ``"zeros"`` (the default; on images
-normalised by the data set mean and std that is the mean colour), ``"border"`` or
-``"reflection"``.
+from outside the image are filled per ``padding_mode``: ``"border"`` (the default, the
+original's ``border_mode='border'``: the edge pixel repeats), ``"zeros"`` (on images normalised
+by the data set mean and std that is the mean colour) or ``"reflection"``.
 
 Modes: ``SHA`` keeps one row shared by all images (each image still draws its own bits and
 noise); ``SEP`` keeps one row per training image, indexed by its position in the training set.
@@ -54,9 +57,10 @@ __all__ = ["AFFINE_OPS", "AUGMENT_MODES", "INIT_MAGNITUDE_LOGIT", "INIT_PROBABIL
 AFFINE_OPS = ("rotate", "translate_x", "translate_y", "shear_x", "shear_y", "scale_x", "scale_y")
 OP_RANGES = (math.radians(30.0), 0.45, 0.45, 0.3, 0.3, 0.5, 0.5)
 AUGMENT_MODES = ("SHA", "SEP")
-INIT_PROBABILITY_LOGIT = 0.2
+# the original's probNorm = 1 / (K - 2), as a logit
+_INIT_PROBABILITY = 1 / (len(AFFINE_OPS) - 2)
+INIT_PROBABILITY_LOGIT = math.log(_INIT_PROBABILITY / (1 - _INIT_PROBABILITY))
 INIT_MAGNITUDE_LOGIT = 0.0
-NOISE_CLIP = 2.0
 PADDING_MODES = ("zeros", "border", "reflection")
 
 
@@ -103,15 +107,15 @@ def _sample_op_values(params: torch.Tensor, generator: torch.Generator,
     logistic = torch.log(uniform) - torch.log1p(-uniform)
     soft_bit = torch.sigmoid((probability_logits + logistic) / temperature)
     bit = (soft_bit > 0.5).to(params.dtype) + soft_bit - soft_bit.detach()
+    # the original's sampleM = sigmoid(m) * N(0, 1), neither clipped nor rescaled
     noise = torch.randn(magnitude_logits.shape, generator=generator, device=params.device,
-                        dtype=params.dtype).clamp(-NOISE_CLIP, NOISE_CLIP)
-    op_ranges = params.new_tensor(OP_RANGES)
-    value = op_ranges * torch.sigmoid(magnitude_logits) * noise / NOISE_CLIP
+                        dtype=params.dtype)
+    value = params.new_tensor(OP_RANGES) * torch.sigmoid(magnitude_logits) * noise
     return bit * value
 
 
 def affine_warp(images: torch.Tensor, params: torch.Tensor, generator: torch.Generator, *,
-                temperature: float = 1.0, padding_mode: str = "zeros") -> torch.Tensor:
+                temperature: float = 1.0, padding_mode: str = "border") -> torch.Tensor:
     """Warp float images (B, C, H, W) with one sampled affine map each, from ``params`` (B, 7, 2).
 
     ``params[i, k] = (probability logit, magnitude logit)`` of op ``AFFINE_OPS[k]`` for image
@@ -151,7 +155,7 @@ class AffineAugment(nn.Module):
     """
 
     def __init__(self, mode: str, num_images: int | None = None, *, temperature: float = 1.0,
-                 padding_mode: str = "zeros", dtype: torch.dtype = torch.float32) -> None:
+                 padding_mode: str = "border", dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         if mode not in AUGMENT_MODES:
             raise ValueError(f"augmentation mode must be one of {AUGMENT_MODES} (one shared "

@@ -36,7 +36,7 @@ def augment_parameters(augment: AffineAugment) -> tuple[np.ndarray, np.ndarray]:
 
     probability = P(the op is applied) = sigmoid(probability logit); magnitude = sigmoid
     (magnitude logit), the op's value scale as a fraction of its range (the value is
-    ``range * magnitude * clip(eps, -2, 2) / 2``).
+    ``range * magnitude * eps``, ``eps ~ N(0, 1)``).
     """
     table = augment.table.detach().float().cpu()
     return (torch.sigmoid(table[..., 0]).numpy(), torch.sigmoid(table[..., 1]).numpy())

@@ -1,6 +1,6 @@
 """Hyper-gradients by implicit differentiation with a Neumann-series inverse Hessian (AutoDO HES).
 
-Let ``theta`` be the classifier's last layer (weight and bias), ``lambda`` the augmentation and
+Let ``theta`` be parameters of the classifier's last layer, ``lambda`` the augmentation and
 loss-model parameters, ``L_T(theta, lambda)`` the training loss and ``L_V(theta)`` the
 validation loss. At a minimum ``theta*(lambda)`` of ``L_T`` the implicit function theorem gives
 
@@ -104,9 +104,10 @@ def network_hypergradient(model: nn.Module, augment: AffineAugment | None,
     The training images (float, normalised) at training-set positions ``index`` are augmented
     by ``augment`` (None: used as given), passed through the feature extractor and scored by
     ``loss_model`` (None: plain cross-entropy); the validation batch is scored by plain
-    cross-entropy without augmentation. Only the classifier is differentiated as ``theta``;
-    the network's other weights are held fixed. BatchNorm layers follow the model's mode: in
-    train mode both forward passes also update the running statistics.
+    cross-entropy without augmentation. Only the classifier's weight matrix is differentiated
+    as ``theta``, not its bias (the original's ``hyperHesTrain`` keeps the ``'.weight'`` of
+    its ``cls`` layer); the network's other weights are held fixed. BatchNorm layers follow
+    the model's mode: in train mode both forward passes also update the running statistics.
     """
     augment_slices = augment.take(index) if augment is not None else []
     loss_slices = loss_model.take(index) if loss_model is not None else []
@@ -124,7 +125,7 @@ def network_hypergradient(model: nn.Module, augment: AffineAugment | None,
     with torch.no_grad():
         val_features = model.forward_features(val_images)
     val_loss = F.cross_entropy(model.classifier(val_features), val_targets)
-    grads = implicit_hypergradient(train_loss, val_loss, list(model.classifier.parameters()),
+    grads = implicit_hypergradient(train_loss, val_loss, [model.classifier.weight],
                                    [s.values for s in slices], terms=terms, alpha=alpha)
     return HyperGradient(slices=slices, grads=grads, train_loss=train_loss.item(),
                          val_loss=val_loss.item())

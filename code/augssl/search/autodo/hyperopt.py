@@ -1,4 +1,4 @@
-"""The hyper-optimiser (RMSprop over table rows) and the hyper/ordinary epoch schedule.
+"""The hyper-optimiser (RMSprop over table rows) and the schedule of the hyper passes.
 
 :class:`HyperOptimizer` is RMSprop with torch's defaults (``alpha=0.99``, ``eps=1e-8``, no
 momentum, squared-gradient average starting at 0) and AutoDO's learning rate 0.05, applied
@@ -20,7 +20,7 @@ from torch import nn
 
 from augssl.search.autodo.rows import RowSlice
 
-__all__ = ["DEFAULT_HYPER_LR", "HyperOptimizer", "is_hyper_epoch"]
+__all__ = ["DEFAULT_HYPER_LR", "HyperOptimizer", "hyper_passes_due"]
 
 DEFAULT_HYPER_LR = 0.05
 
@@ -95,15 +95,17 @@ class HyperOptimizer:
                            for s, t in zip(stored, self.tables)]
 
 
-def is_hyper_epoch(epoch: int, warm_epochs: int) -> bool:
-    """Whether 1-based ``epoch`` (ignite's ``engine.state.epoch``) is a hyper epoch.
+def hyper_passes_due(epoch: int, warm_epochs: int) -> int:
+    """How many hyper passes precede the training pass of 1-based ``epoch`` (ignite's
+    ``engine.state.epoch``).
 
-    Epochs ``1 .. warm_epochs`` are ordinary (the warm phase; the original uses 50 of 200);
-    after it, hyper and ordinary epochs alternate, starting with a hyper one. In a hyper epoch
-    the network is held fixed and each batch updates the learned tables; in an ordinary epoch
-    the network trains with the tables fixed.
+    Epochs ``1 .. warm_epochs`` only train the network (the warm phase; the original uses 50 of
+    200). Every later epoch runs one hyper pass, the network held fixed while each batch
+    updates the learned tables, and then its training pass, the network trained with the tables
+    fixed, as the original's epoch loop does (``implicit-augment.py``: ``hyperHesTrain``, then
+    ``innerTrain``). So the network trains in every epoch, as the baselines' does.
     """
     if epoch < 1 or warm_epochs < 0:
         raise ValueError(f"need epoch >= 1 (1-based) and warm_epochs >= 0, got epoch={epoch}, "
                          f"warm_epochs={warm_epochs}")
-    return epoch > warm_epochs and (epoch - warm_epochs) % 2 == 1
+    return max(0, epoch - warm_epochs)

@@ -7,20 +7,23 @@ For training image ``i`` with model probabilities ``p_i = softmax(logits_i)``:
 - the soft label is ``q_i = softmax(s_i)`` with learned logits ``s_i``, initialised to
   ``log((1 - 0.05) * onehot(y_i) + 0.05 / K)``: the given (possibly noisy) label, smoothed.
 
-Modes (the batch loss is always the plain mean over the batch):
+Modes (the batch loss is always the plain mean over the batch), as in the original
+(``custom_models/automodels.py``, ``LossModel``):
 
 =====  ===========================================================================
 NONE   ``CE(p_i, y_i)``                         (no learned parameters)
 WGHT   ``w_i * CE(p_i, y_i)``
-SOFT   ``KL(q_i || p_i)``
-BOTH   ``w_i * (KL(q_i || p_i) + KL(p_i || q_i))`` = ``w_i * sum_k (q_ik - p_ik) (log q_ik - log p_ik)``
+SOFT   ``D(q_i, p_i)``                          (the weight stays 1)
+BOTH   ``w_i * D(q_i, p_i)``
 =====  ===========================================================================
 
-BOTH uses the symmetric (Jeffreys) divergence, the sum of the two directions, not their mean,
-following the paper's description of its loss for biased data: besides pulling the model
-towards the soft label, the reverse term ``KL(p || q)`` penalises probability the model puts
-where the soft label puts little. Weights are not renormalised over the batch, so a weight
-scales its image's share of the training step.
+SOFT and BOTH share the soft-label divergence ``D``: ``KL(q_i || p_i)``, or with
+``symmetric`` the mean of the two directions ``0.5 * (KL(q_i || p_i) + KL(p_i || q_i))`` =
+``0.5 * sum_k (q_ik - p_ik) (log q_ik - log p_ik)``. The original turns the symmetric form on
+for biased training data (imbalance or label noise): besides pulling the model towards the soft
+label, the reverse term ``KL(p || q)`` penalises probability the model puts where the soft
+label puts little. Weights are not renormalised over the batch, so a weight scales its image's
+share of the training step.
 """
 
 from __future__ import annotations
@@ -57,12 +60,14 @@ class LossModel(nn.Module):
     """Per-image loss weights and soft labels for the training set's ``targets`` (N,).
 
     ``weight_logits`` (N,) exists in WGHT and BOTH, ``soft_logits`` (N, K) in SOFT and BOTH;
-    rows are training-set positions. ``dtype`` float16 halves the tables (the soft labels of
-    a large data set with many classes are by far AutoDO's largest state).
+    rows are training-set positions. ``symmetric`` selects the symmetric soft-label divergence
+    (see the module doc). ``dtype`` float16 halves the tables (the soft labels of a large data
+    set with many classes are by far AutoDO's largest state).
     """
 
     def __init__(self, mode: str, targets: torch.Tensor, num_classes: int, *,
-                 smoothing: float = LABEL_SMOOTHING, dtype: torch.dtype = torch.float32) -> None:
+                 symmetric: bool = False, smoothing: float = LABEL_SMOOTHING,
+                 dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         if mode not in LOSS_MODES:
             raise ValueError(f"loss mode must be one of {LOSS_MODES}, got {mode!r}")
@@ -70,6 +75,7 @@ class LossModel(nn.Module):
             raise ValueError(f"smoothing must lie in [0, 1), got {smoothing!r}")
         targets = _check_targets(targets, num_classes)
         self.mode = mode
+        self.symmetric = symmetric
         self.num_classes = num_classes
         self.num_images = len(targets)
         self.weight_logits = (nn.Parameter(torch.zeros(len(targets), dtype=dtype))
@@ -111,18 +117,21 @@ class LossModel(nn.Module):
             values = [s.values for s in slices]
         weight_logits = values.pop(0) if self.weight_logits is not None else None
         soft_logits = values.pop(0) if self.soft_logits is not None else None
-        if self.mode in ("NONE", "WGHT"):
+        if soft_logits is None:
             per_image = F.cross_entropy(logits, targets, reduction="none")
         else:
-            log_p = F.log_softmax(logits, dim=-1)
-            log_q = F.log_softmax(soft_logits, dim=-1)
-            if self.mode == "SOFT":
-                per_image = (log_q.exp() * (log_q - log_p)).sum(-1)
-            else:
-                per_image = ((log_q.exp() - log_p.exp()) * (log_q - log_p)).sum(-1)
+            per_image = self._divergence(soft_logits, logits)
         if weight_logits is not None:
             per_image = per_image * F.softplus(weight_logits) / _SOFTPLUS_AT_ZERO
         return per_image.mean()
+
+    def _divergence(self, soft_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Per image: KL(q || p), or its symmetric form 0.5 (KL(q || p) + KL(p || q))."""
+        log_p = F.log_softmax(logits, dim=-1)
+        log_q = F.log_softmax(soft_logits, dim=-1)
+        if self.symmetric:
+            return 0.5 * ((log_q.exp() - log_p.exp()) * (log_q - log_p)).sum(-1)
+        return (log_q.exp() * (log_q - log_p)).sum(-1)
 
     def weights(self) -> torch.Tensor:
         """Current weights of all training images (ones when the mode learns none)."""
@@ -137,7 +146,8 @@ class LossModel(nn.Module):
         return F.softmax(self.soft_logits.detach().float(), dim=-1)
 
     def extra_repr(self) -> str:
-        return f"mode={self.mode}, images={self.num_images}, classes={self.num_classes}"
+        return (f"mode={self.mode}, symmetric={self.symmetric}, images={self.num_images}, "
+                f"classes={self.num_classes}")
 
 
 def loss_memory_bytes(num_images: int, num_classes: int, mode: str = "BOTH",
