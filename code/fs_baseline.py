@@ -8,18 +8,10 @@ from __future__ import annotations
 
 import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
 
-import sys
-from functools import partial
-
 import torch
 
-from augssl.engine.entry import launch
-from realmix import RealmixConfig, expand_split_name, training
-
-ENTRY = "fs_baseline"
-
+from realmix import main
 
 if __name__ == "__main__":
     torch.set_float32_matmul_precision("high")
-    launch(ENTRY, RealmixConfig, partial(training, method=ENTRY),
-           argv=expand_split_name(sys.argv[1:]))
+    main("fs_baseline")

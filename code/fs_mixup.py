@@ -1,5 +1,6 @@
 """RealMix's supervised MixUp baseline (the original's fs_mixup): the labelled batch mixed with
-itself (lambda ~ Beta(beta, beta), lambda >= 0.5), otherwise trained exactly as `fs_baseline`.
+itself (a lambda per image, lambda ~ Beta(beta, beta), lambda >= 0.5), otherwise trained
+exactly as `fs_baseline`.
 
     python code/fs_mixup.py cifar10.3@250-500 wideresnet --params "beta=0.75"
 """
@@ -8,18 +9,10 @@ from __future__ import annotations
 
 import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
 
-import sys
-from functools import partial
-
 import torch
 
-from augssl.engine.entry import launch
-from realmix import RealmixConfig, expand_split_name, training
-
-ENTRY = "fs_mixup"
-
+from realmix import main
 
 if __name__ == "__main__":
     torch.set_float32_matmul_precision("high")
-    launch(ENTRY, RealmixConfig, partial(training, method=ENTRY),
-           argv=expand_split_name(sys.argv[1:]))
+    main("fs_mixup")

@@ -4,9 +4,10 @@ out-of-distribution masking, trained with Adam, decoupled weight decay and an EM
 Each step: a labelled batch x (one augmentation) and an unlabelled batch u seen in `nu` augmented
 views (taken from cached augmented copies when aug_copy > 0). The label guess q averages the
 softmax over the views and is sharpened with temperature T. MixUp mixes the whole set [x, u_1..u_nu]
-with targets [onehot(y), q..q]; the loss is soft cross-entropy on the mixed labelled part plus
-w_match (ramped up) times the squared error on the mixed unlabelled part, over the unlabelled
-samples kept by the confidence mask (percent_mask).
+with targets [onehot(y), q..q], each sample with its own lambda; the loss is soft cross-entropy on
+the mixed labelled part plus w_match (ramped up) times the squared error on the mixed unlabelled
+part, over the unlabelled samples kept by the confidence mask (percent_mask), which ranks the
+model's predictions on the mixed unlabelled images.
 
     python code/realmix.py cifar10.3@250-500 wideresnet --params "w_match=75;beta=0.75"
 """
@@ -19,6 +20,7 @@ import re
 import statistics
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import ignite.distributed as idist
@@ -39,7 +41,7 @@ from augssl.engine.optim import build_optimizer, build_scheduler
 from augssl.engine.outputs import augmented_examples
 from augssl.engine.session import open_session
 from augssl.ssl.mixmatch import (confidence_mask, decay_weights, frozen_batchnorm_statistics,
-                                 guess_labels, masked_squared_error, mixup, mixup_lambda, ramp,
+                                 guess_labels, masked_squared_error, mixup, mixup_lambdas, ramp,
                                  soft_cross_entropy)
 from augssl.ssl.tsa import tsa_threshold
 
@@ -85,8 +87,13 @@ class RealmixConfig(TrainingConfig):
     T: float = spec(0.5, "sharpening temperature of the label guess", min=1e-3, max=1.0)
     nu: int = spec(2, "augmented views of each unlabelled image", min=1)
     w_match: float = spec(75.0, "weight of the unlabelled loss", min=0.0)
-    w_match_rampup: float = spec(1 / 64, "fraction of training over which w_match ramps up "
-                                 "from 0 (the original: 1024 of 65536 kimg)", min=0.0, max=1.0)
+    # A quarter of the run: on the default budget (65536 steps of 64) that is the original's
+    # ramp in images (1024 kimg = 16384 steps), and it shrinks with shorter runs without
+    # vanishing. The original's fraction, 1/64 (1024 of 65536 kimg; the preset
+    # realmix_paper_schedule), gives a 600-step run 9 steps, after which w_match = 75 weighs
+    # the untrained model's guesses in full: that collapsed a short run.
+    w_match_rampup: float = spec(0.25, "fraction of training over which w_match ramps up "
+                                 "linearly from 0 (the original: 1/64)", min=0.0, max=1.0)
     percent_mask: float = spec(0.0, "fraction of the least confident unlabelled images left out "
                                "of the unlabelled loss (out-of-distribution masking)",
                                min=0.0, max=0.99)
@@ -149,13 +156,14 @@ class CopyViews:
         return torch.from_numpy(np.ascontiguousarray(views)).permute(1, 0, 4, 2, 3)
 
 
-def _mixup_draw(config: RealmixConfig, step: int, count: int, device
-                ) -> tuple[float, torch.Tensor]:
-    """MixUp's lambda and partner order for ``step``: drawn from (seed, step) alone, so that a
-    resumed run mixes as the uninterrupted one did."""
+def mixup_draw(config: RealmixConfig, step: int, count: int, device
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """MixUp's lambda of each of ``count`` samples and their partner order for ``step`` (realmix
+    and fs_mixup alike): drawn from (seed, step) alone, so that a resumed run mixes as the
+    uninterrupted one did."""
     rng = np.random.default_rng(derived_seed(config.seed, step))
-    lam = mixup_lambda(config.beta, rng)
-    return lam, torch.from_numpy(rng.permutation(count)).to(device)
+    lam = torch.from_numpy(mixup_lambdas(config.beta, count, rng)).float()
+    return lam.to(device), torch.from_numpy(rng.permutation(count)).to(device)
 
 
 def make_realmix_step(model, optimizer, precision, config: RealmixConfig, unlabelled,
@@ -175,7 +183,7 @@ def make_realmix_step(model, optimizer, precision, config: RealmixConfig, unlabe
             guess = guess_labels(list(model(torch.cat(views)).split(len(views[0]))), config.T)
         inputs = torch.cat([x] + views)
         soft_targets = torch.cat([F.one_hot(targets, num_classes).float()] + [guess] * config.nu)
-        lam, order = _mixup_draw(config, t, len(inputs), inputs.device)
+        lam, order = mixup_draw(config, t, len(inputs), inputs.device)
         mixed, mixed_targets = mixup(inputs, soft_targets, lam, order)
         labelled_count = len(x)
         with precision.autocast():
@@ -191,7 +199,10 @@ def make_realmix_step(model, optimizer, precision, config: RealmixConfig, unlabe
                     1, targets[:, None])[:, 0]
                 keep = (probability <= threshold).float()
         labelled_loss = (per_sample * keep).sum() / keep.sum().clamp(min=1.0)
-        mask = confidence_mask(guess, config.percent_mask).repeat(config.nu)
+        # as the original's percent_confidence_mask_unsup: rank the model's predictions on the
+        # mixed unlabelled images (all nu views together), not the guesses
+        mask = confidence_mask(torch.softmax(unlabelled_logits.detach().float(), dim=1),
+                               config.percent_mask)
         unlabelled_loss = masked_squared_error(unlabelled_logits, mixed_targets[labelled_count:],
                                                mask)
         weight = config.w_match * ramp(t, ramp_steps)
@@ -201,7 +212,7 @@ def make_realmix_step(model, optimizer, precision, config: RealmixConfig, unlabe
         return {"loss": loss.detach(), "labelled_loss": labelled_loss.detach(),
                 "unlabelled_loss": unlabelled_loss.detach(), "w_match": weight,
                 "tsa_threshold": threshold, "tsa_kept_fraction": keep.mean(),
-                "mask_rate": mask.mean(), "mixup_lambda": lam}
+                "mask_rate": mask.mean(), "mixup_lambda": lam.mean()}
 
     return step
 
@@ -209,7 +220,9 @@ def make_realmix_step(model, optimizer, precision, config: RealmixConfig, unlabe
 def make_supervised_step(model, optimizer, precision, config: RealmixConfig, prepare,
                          num_classes: int, mix: bool):
     """The original's fs_baseline (mix=False) and fs_mixup (mix=True): the labelled batch alone,
-    with RealMix's augmentation, optimiser, decoupled weight decay and EMA."""
+    with RealMix's augmentation, optimiser, decoupled weight decay and EMA. fs_mixup draws like
+    realmix (a lambda per sample); its partner is a random one where the original's fs_mixup
+    takes the reversed batch: on a shuffled batch either is a random partner."""
 
     def step(engine: Engine, batch) -> dict:
         model.train()
@@ -219,9 +232,9 @@ def make_supervised_step(model, optimizer, precision, config: RealmixConfig, pre
         soft_targets = F.one_hot(targets.to(x.device, non_blocking=True), num_classes).float()
         metrics = {}
         if mix:
-            lam, order = _mixup_draw(config, t, len(x), x.device)
+            lam, order = mixup_draw(config, t, len(x), x.device)
             x, soft_targets = mixup(x, soft_targets, lam, order)
-            metrics["mixup_lambda"] = lam
+            metrics["mixup_lambda"] = lam.mean()
         with precision.autocast():
             logits = model(x)
         loss = soft_cross_entropy(logits, soft_targets).mean()
@@ -263,11 +276,14 @@ def _unlabelled_batches(session, config: RealmixConfig, policy: str):
                          rank=session.rank, world_size=session.world_size)
 
 
+def select_labelled_classes(config: RealmixConfig, bundle):
+    """The data set restricted to ``labelled_classes`` (all of it when empty)."""
+    return subset_bundle(bundle, config.labelled_classes) if config.labelled_classes else bundle
+
+
 def training(local_rank: int, config: RealmixConfig, method: str = ENTRY) -> None:
     """Train by ``method``: realmix, or one of its supervised baselines (SUPERVISED_METHODS)."""
-    keep = config.labelled_classes
-    session = open_session(method, config,
-                           select=(lambda bundle: subset_bundle(bundle, keep)) if keep else None)
+    session = open_session(method, config, select=select_labelled_classes)
     network_options = ({"width": config.filters // 16} if config.network == "wideresnet"
                        else {})
     model = session.create_model(**network_options)
@@ -305,6 +321,12 @@ def training(local_rank: int, config: RealmixConfig, method: str = ENTRY) -> Non
                                             session.preparer().generator_for(0), session.device))
 
 
+def main(method: str) -> None:
+    """The command line of ``method``: realmix or one of its baselines, under its own name."""
+    launch(method, RealmixConfig, partial(training, method=method),
+           argv=expand_split_name(sys.argv[1:]), select=select_labelled_classes)
+
+
 if __name__ == "__main__":
     torch.set_float32_matmul_precision("high")
-    launch(ENTRY, RealmixConfig, training, argv=expand_split_name(sys.argv[1:]))
+    main(ENTRY)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from augssl.ssl.mixmatch import (confidence_mask, decay_weights, frozen_batchnorm_statistics,
-                                 guess_labels, masked_squared_error, mixup, mixup_lambda, ramp,
+                                 guess_labels, masked_squared_error, mixup, mixup_lambdas, ramp,
                                  sharpen, soft_cross_entropy)
 
 
@@ -24,21 +24,25 @@ def test_label_guess_averages_views_then_sharpens_without_gradient():
     assert not guess.requires_grad
 
 
-def test_mixup_lambda_is_at_least_a_half():
-    rng = np.random.default_rng(0)
-    draws = [mixup_lambda(0.75, rng) for _ in range(2000)]
-    assert min(draws) >= 0.5 and max(draws) <= 1.0
-    assert 0.75 < np.mean(draws) < 0.9  # E[max(L, 1-L)] for Beta(.75,.75) is about 0.82
+def test_mixup_lambdas_are_drawn_per_sample_and_at_least_a_half():
+    # MixMatch's MixMode.augment_pair: Beta(beta, beta) sampled per image, then max(l, 1 - l)
+    draws = mixup_lambdas(0.75, 2000, np.random.default_rng(0))
+    assert draws.shape == (2000,) and len(np.unique(draws)) > 1000
+    assert draws.min() >= 0.5 and draws.max() <= 1.0
+    assert 0.75 < draws.mean() < 0.9  # E[max(L, 1-L)] for Beta(.75,.75) is about 0.82
 
 
-def test_mixup_mixes_targets_like_inputs():
-    inputs = torch.arange(4.0).view(4, 1)
+def test_mixup_mixes_each_sample_with_its_own_lambda_targets_like_inputs():
+    inputs = torch.arange(4.0).view(4, 1, 1, 1)
     targets = torch.eye(4)
+    lam = torch.tensor([0.7, 0.6, 0.9, 0.5])
     order = torch.tensor([1, 0, 3, 2])
-    mixed_inputs, mixed_targets = mixup(inputs, targets, 0.7, order)
-    torch.testing.assert_close(mixed_inputs[:, 0], torch.tensor([0.3, 0.7, 2.3, 2.7]))
+    mixed_inputs, mixed_targets = mixup(inputs, targets, lam, order)
+    assert mixed_inputs.shape == inputs.shape and mixed_targets.shape == targets.shape
+    torch.testing.assert_close(mixed_inputs.flatten(), torch.tensor([0.3, 0.6, 2.1, 2.5]))
     # the target weights reproduce the input: sum_j target_ij * input_j == mixed input i
-    torch.testing.assert_close(mixed_targets @ inputs, mixed_inputs)
+    torch.testing.assert_close(mixed_targets @ inputs.flatten(), mixed_inputs.flatten())
+    torch.testing.assert_close(mixed_targets.max(dim=1).values, lam)
 
 
 def test_ramp_is_linear_then_flat():

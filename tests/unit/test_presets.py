@@ -50,6 +50,15 @@ def test_the_paper_preset_holds_the_paper_configuration():
         4000, 64, 320, 0.03, 20000, True)
 
 
+def test_the_realmix_paper_preset_ramps_w_match_over_the_papers_1024_of_65536_kimg():
+    config = parse_params("preset=realmix_paper_schedule", realmix.RealmixConfig,
+                          presets_dir=PRESETS_DIR, dataset="CIFAR10", network="wideresnet")
+    steps = config.num_epochs * config.epoch_length
+    assert steps * config.batch_size == 65536 << 10  # the original's train_kimg = 1 << 16
+    assert config.w_match_rampup * steps * config.batch_size == 1024 << 10  # warmup_kimg = 1024
+    assert config.w_match == 75 and config.w_match_rampup == 1 / 64
+
+
 @pytest.mark.parametrize("path", sorted(PRESETS_DIR.glob("train_aws_*.params")),
                          ids=lambda p: p.stem)
 def test_final_training_presets_take_a_learned_policy_and_name_a_known_network(path):

@@ -24,18 +24,23 @@ def guess_labels(logits_per_view: list[torch.Tensor], temperature: float) -> tor
     return sharpen(mean, temperature)
 
 
-def mixup_lambda(beta: float, rng: np.random.Generator) -> float:
-    """lambda ~ Beta(beta, beta), then max(lambda, 1 - lambda): every mixed sample stays closer
-    to its own original, so position i keeps the identity (and the loss) of sample i."""
-    draw = float(rng.beta(beta, beta))
-    return max(draw, 1.0 - draw)
+def mixup_lambdas(beta: float, count: int, rng: np.random.Generator) -> np.ndarray:
+    """One lambda per sample, as MixMatch draws them: lambda ~ Beta(beta, beta), then
+    max(lambda, 1 - lambda): every mixed sample stays closer to its own original, so position i
+    keeps the identity (and the loss) of sample i."""
+    draws = rng.beta(beta, beta, size=count)
+    return np.maximum(draws, 1.0 - draws)
 
 
-def mixup(inputs: torch.Tensor, targets: torch.Tensor, lam: float, order: torch.Tensor
+def mixup(inputs: torch.Tensor, targets: torch.Tensor, lam: torch.Tensor, order: torch.Tensor
           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mix sample i with sample order[i], inputs and targets alike."""
-    return (lam * inputs + (1.0 - lam) * inputs[order],
-            lam * targets + (1.0 - lam) * targets[order])
+    """Mix sample i with sample order[i] by its own weight lam[i], inputs and targets alike."""
+
+    def mix(values: torch.Tensor) -> torch.Tensor:
+        weight = lam.to(values.dtype).view(-1, *[1] * (values.dim() - 1))
+        return weight * values + (1.0 - weight) * values[order]
+
+    return mix(inputs), mix(targets)
 
 
 def ramp(step: int, ramp_steps: int) -> float:
@@ -45,17 +50,20 @@ def ramp(step: int, ramp_steps: int) -> float:
     return min(1.0, step / ramp_steps)
 
 
-def confidence_mask(guesses: torch.Tensor, drop_fraction: float) -> torch.Tensor:
+def confidence_mask(probabilities: torch.Tensor, drop_fraction: float) -> torch.Tensor:
     """1 for the samples kept, 0 for the ``drop_fraction`` least confident (by max probability).
 
     Out-of-distribution masking: unlabelled images of classes the model does not know tend to
-    get flat guesses; dropping the least confident keeps them out of the unlabelled loss.
+    get flat predictions; dropping the least confident keeps them out of the unlabelled loss.
+    The original thresholds at the sorted value at index int(fraction * count) and keeps only
+    the samples strictly above it, which drops one sample more than the fraction (and all ties);
+    here exactly round(fraction * count) are dropped.
     """
-    count = len(guesses)
+    count = len(probabilities)
     dropped = int(round(drop_fraction * count))
-    mask = torch.ones(count, device=guesses.device)
+    mask = torch.ones(count, device=probabilities.device)
     if dropped > 0:
-        least_confident = guesses.max(dim=1).values.argsort()[:dropped]
+        least_confident = probabilities.max(dim=1).values.argsort()[:dropped]
         mask[least_confident] = 0.0
     return mask
 
