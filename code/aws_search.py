@@ -25,7 +25,9 @@ import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch
 import copy
 import json
 import math
+import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -110,6 +112,11 @@ class AwsSearchConfig(TrainingConfig):
     ray_gpus_per_worker: float = spec(-1.0, "GPUs each Ray worker reserves (fractions share a "
                                       "GPU); -1: one when the cluster has GPUs, else none",
                                       min=-1.0)
+    threads_per_evaluation: int = spec(0, "CPU threads each evaluation computes with, in this "
+                                       "process and on a Ray worker alike, so that its result "
+                                       "does not depend on where it runs (a Ray worker reserves "
+                                       "as many CPUs); 0: this machine's cores shared by the "
+                                       "evaluations that a loop could run at once", min=0)
 
     def validate(self) -> None:
         if self.backend or self.nproc_per_node > 1:
@@ -150,13 +157,14 @@ class PairAugment:
 
     def __init__(self, spec: AugmentSpec, multiplicity: int):
         self.weak = BatchWeak(spec.pad, spec.flip)
-        self.cutout = BatchCutout(spec.cutout_size)
+        self.cutout = BatchCutout(spec.cutout_size, spec.fill)
+        self.fill = spec.fill
         self.multiplicity = multiplicity
 
     def __call__(self, images: torch.Tensor, targets: torch.Tensor,
                  transform: PairPolicyTransform, generator: torch.Generator) -> EnlargedBatch:
         batch = enlarge_batch(self.weak(images, generator), targets, transform,
-                              self.multiplicity, generator)
+                              self.multiplicity, generator, self.fill)
         return batch._replace(images=self.cutout(batch.images, generator))
 
 
@@ -212,16 +220,37 @@ def relative_change(changed: torch.nn.Module, reference: torch.nn.Module) -> flo
     return math.sqrt(float(delta) / max(float(norm), 1e-30))
 
 
+def evaluation_threads(config: AwsSearchConfig) -> int:
+    """The intra-op thread count of every evaluation, decided once by the search process: the
+    float sums of a convolution depend on how many threads split them."""
+    if config.threads_per_evaluation:
+        return config.threads_per_evaluation
+    at_once = config.ray_workers or config.evaluations_per_loop
+    return max(1, len(os.sched_getaffinity(0)) // at_once)
+
+
+@contextmanager
+def intra_op_threads(count: int):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 class PolicyEvaluator:
     """Fine-tunes copies of the shared weights with a policy and measures them on the
     validation split. It holds everything an evaluation needs (data, shared weights, stage-1
     optimiser state), so that it lives in the search process or in a Ray worker alike; an
-    evaluation is a pure function of (seed, loop, index, policy)."""
+    evaluation is a pure function of (seed, loop, index, policy), computed with ``threads``
+    intra-op threads wherever it runs."""
 
     def __init__(self, session: Session, shared_model: torch.nn.Module,
-                 shared_optimizer_state: dict, epoch_length: int):
+                 shared_optimizer_state: dict, epoch_length: int, threads: int):
         c = session.config
         self.session = session
+        self.threads = threads
         self.shared_model = shared_model
         self.optimizer_state = shared_optimizer_state
         self.epoch_length = epoch_length
@@ -242,7 +271,7 @@ class PolicyEvaluator:
         start = time.perf_counter()
         device = self.session.device
         devices = [torch.cuda.current_device()] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=devices), intra_op_threads(self.threads):
             torch.manual_seed(derived_seed(self.session.config.seed, task.loop, task.index))
             fork = fork_model(self.shared_model, self._optimizer_on)
             accuracies, counts = self._fine_tune(fork, PairPolicyTransform(joint), task)
@@ -314,11 +343,13 @@ class RemotePolicyEvaluator:
     """A Ray worker: it opens its own session (data on its device) and rebuilds the shared
     weights from their state."""
 
-    def __init__(self, config: AwsSearchConfig, shared_state: dict, epoch_length: int):
+    def __init__(self, config: AwsSearchConfig, shared_state: dict, epoch_length: int,
+                 threads: int):
         session = open_session(ENTRY, config)
         model = session.create_model()
         model.load_state_dict(shared_state["model"])
-        self.evaluator = PolicyEvaluator(session, model, shared_state["optimizer"], epoch_length)
+        self.evaluator = PolicyEvaluator(session, model, shared_state["optimizer"], epoch_length,
+                                         threads)
 
     def evaluate(self, joint: torch.Tensor, task: EvaluationTask) -> EvaluationResult:
         return self.evaluator.evaluate(joint, task)
@@ -327,18 +358,20 @@ class RemotePolicyEvaluator:
 class RayEvaluations:
     """The evaluations of a loop spread over Ray workers, each built once for the search."""
 
-    def __init__(self, config: AwsSearchConfig, shared_state: dict, epoch_length: int):
+    def __init__(self, config: AwsSearchConfig, shared_state: dict, epoch_length: int,
+                 threads: int):
         ray = import_ray()
         if not ray.is_initialized():
             ray.init(address=config.ray_address or None)
         gpus = config.ray_gpus_per_worker
         if gpus < 0:
             gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-        worker = ray.remote(num_gpus=gpus)(RemotePolicyEvaluator)
+        worker = ray.remote(num_gpus=gpus, num_cpus=threads)(RemotePolicyEvaluator)
         shared = ray.put(shared_state)
         count = config.ray_workers or config.evaluations_per_loop
         self.ray = ray
-        self.workers = [worker.remote(config, shared, epoch_length) for _ in range(count)]
+        self.workers = [worker.remote(config, shared, epoch_length, threads)
+                        for _ in range(count)]
 
     def run(self, joint: torch.Tensor, tasks: list[EvaluationTask]) -> list[EvaluationResult]:
         pending = [self.workers[i % len(self.workers)].evaluate.remote(joint, task)
@@ -362,11 +395,12 @@ def on_cpu(value):
 
 
 def open_executor(session: Session, model, optimizer, epoch_length: int):
+    threads = evaluation_threads(session.config)
     if session.config.executor == "ray":
         shared = on_cpu({"model": model.state_dict(), "optimizer": optimizer.state_dict()})
-        return RayEvaluations(session.config, shared, epoch_length)
+        return RayEvaluations(session.config, shared, epoch_length, threads)
     return InProcessEvaluations(PolicyEvaluator(session, model, optimizer.state_dict(),
-                                                epoch_length))
+                                                epoch_length, threads))
 
 
 class SearchProgress:

@@ -4,6 +4,7 @@ steps, 2 loops x 2 evaluations of 2 fine-tuning epochs of 3 steps)."""
 import copy
 import json
 import math
+import os
 import sys
 import types
 from pathlib import Path
@@ -229,12 +230,15 @@ def test_evaluations_are_independent_of_order_and_of_the_worker_running_them(tra
     tasks = [aws_search.EvaluationTask(1, 2), aws_search.EvaluationTask(2, 1)]
 
     local = aws_search.InProcessEvaluations(aws_search.PolicyEvaluator(
-        session, model, optimizer.state_dict(), EPOCH_LENGTH)).run(joint, tasks)
+        session, model, optimizer.state_dict(), EPOCH_LENGTH,
+        aws_search.evaluation_threads(config))).run(joint, tasks)
     executor = aws_search.open_executor(session, model, optimizer, EPOCH_LENGTH)
     remote = executor.run(joint, tasks[::-1])[::-1]  # other order, other workers
     executor.close()
 
-    assert fake.addresses == [None] and fake.resources == [{"num_gpus": 0.0}]
+    assert fake.addresses == [None]
+    assert fake.resources == [{"num_gpus": 0.0,
+                               "num_cpus": aws_search.evaluation_threads(config)}]
     assert len(fake.killed) == 2
     assert not torch.equal(local[0].pair_counts, local[1].pair_counts)  # the tasks differ
     for expected, got in zip(local, remote):
@@ -275,7 +279,8 @@ def test_a_local_ray_instance_runs_two_evaluations_like_the_process_does(trackin
     joint = PairPolicy().joint().detach()
     tasks = [aws_search.EvaluationTask(1, 0), aws_search.EvaluationTask(1, 1)]
     local = aws_search.InProcessEvaluations(aws_search.PolicyEvaluator(
-        session, model, optimizer.state_dict(), EPOCH_LENGTH)).run(joint, tasks)
+        session, model, optimizer.state_dict(), EPOCH_LENGTH,
+        aws_search.evaluation_threads(config))).run(joint, tasks)
     try:
         executor = aws_search.open_executor(session, model, optimizer, EPOCH_LENGTH)
         remote = executor.run(joint, tasks)
@@ -286,3 +291,30 @@ def test_a_local_ray_instance_runs_two_evaluations_like_the_process_does(trackin
         assert (got.loop, got.index) == (expected.loop, expected.index)
         assert got.accuracies == pytest.approx(expected.accuracies, abs=1e-6)
         assert torch.equal(got.pair_counts, expected.pair_counts)
+
+
+def test_every_evaluation_computes_with_the_thread_count_the_search_decided(tracking,
+                                                                            monkeypatch):
+    cores = len(os.sched_getaffinity(0))
+    assert aws_search.evaluation_threads(_config()) == max(1, cores // 2)  # 2 per loop
+    assert aws_search.evaluation_threads(_config(executor="ray", ray_workers=4)) == \
+        max(1, cores // 4)
+    config = _config(threads_per_evaluation=3)
+    assert aws_search.evaluation_threads(config) == 3
+
+    session = open_session(aws_search.ENTRY, config)
+    model = session.create_model()
+    optimizer = build_optimizer(config, model.parameters())
+    seen = []
+    fine_tune = aws_search.PolicyEvaluator._fine_tune
+
+    def recording(self, *args):
+        seen.append(torch.get_num_threads())
+        return fine_tune(self, *args)
+
+    monkeypatch.setattr(aws_search.PolicyEvaluator, "_fine_tune", recording)
+    caller_threads = torch.get_num_threads()
+    executor = aws_search.open_executor(session, model, optimizer, EPOCH_LENGTH)
+    executor.run(PairPolicy().joint().detach(), [aws_search.EvaluationTask(1, 1)])
+    assert seen == [3]
+    assert torch.get_num_threads() == caller_threads

@@ -66,6 +66,29 @@ def test_bad_params_stop_before_any_run_is_made(tracking):
     assert result.returncode == 2 and "wideresnet28-2" in result.stderr
 
 
+@pytest.mark.parametrize("script, params, message", [
+    ("code/train.py", "num_labelled_samples=10000000",
+     "num_labelled_samples=10000000 asks for more images than FashionMNIST can give"),
+    ("code/train.py", "num_validation_samples=70000",
+     "num_validation_samples=70000 asks for more images than FashionMNIST can give"),
+    ("code/train.py", "num_labelled_samples=5",
+     "needs at least one image per class: use num_labelled_samples=10 or more"),
+    ("code/main_uda.py", "num_labelled_samples=9",
+     "needs at least one image per class: use num_labelled_samples=10 or more"),
+    # realmix restricts the classes first: 6 labelled classes need 6 labelled images
+    ("code/realmix.py", "labelled_classes=2,3,4,5,6,7;num_labelled_samples=5",
+     "needs at least one image per class: use num_labelled_samples=6 or more"),
+])
+def test_splits_the_data_set_cannot_give_are_refused_before_any_run(tracking, script, params,
+                                                                     message):
+    result = run_script(tracking, script, "FashionMNIST", "smallcnn", "--params", params,
+                        check=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert all_runs() == []
+
+
 def test_train_uses_the_policy_a_search_run_learned_and_refuses_a_missing_one(tracking,
                                                                                tmp_path):
     policy = PairPolicy()

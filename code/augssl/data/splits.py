@@ -96,8 +96,8 @@ def make_splits(targets: np.ndarray, num_labelled: int | None, num_validation: i
                 parts += f" + {labelled_quotas[c]} labelled"
             raise ValueError(
                 f"{_class_label(c, class_names)} has {len(members)} training images but the "
-                f"split needs {needed} ({parts}). Lower num_validation or num_labelled, or add "
-                "images of that class.")
+                f"split needs {needed} ({parts}). Lower num_validation_samples or "
+                "num_labelled_samples, or add images of that class.")
         n_val = int(validation_quotas[c])
         validation.append(members[:n_val])
         labelled.append(members[n_val:needed])

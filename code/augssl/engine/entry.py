@@ -33,16 +33,18 @@ def parse_command_line(entry: str, config_cls: type, argv: list[str] | None = No
                         network=args.network)
 
 
-def preflight(config) -> None:
-    """Fail on every input error that can be found without training: names, data, resume."""
+def preflight(config, select: Callable | None = None) -> None:
+    """Fail on every input error that can be found without training: names, data, splits,
+    resume. ``select`` is the entry's restriction of the data set (see ``open_session``)."""
     from augssl.data.sources import load_dataset
     from augssl.engine.amp import Precision
-    from augssl.engine.session import select_device
+    from augssl.engine.session import select_device, split_training_set
     from augssl.models import check_model_name
 
     check_model_name(config.network)
     Precision(config.amp, select_device(config.device))
-    load_dataset(config.dataset, config.data_path or None)
+    bundle = load_dataset(config.dataset, config.data_path or None)
+    split_training_set(config, select(config, bundle) if select is not None else bundle)
     _check_learned_policy(getattr(config, "policy", ""))
     if config.resume:
         from augssl.engine.checkpoint import resolve_resume
@@ -70,11 +72,11 @@ def _explain_on_launcher_run(message: str) -> None:
 
 
 def launch(entry: str, config_cls: type, training: Callable, argv: list[str] | None = None,
-           extra_checks: Callable | None = None) -> None:
+           extra_checks: Callable | None = None, select: Callable | None = None) -> None:
     """Parse, check, then run ``training(local_rank, config)`` in one or several processes."""
     try:
         config = parse_command_line(entry, config_cls, argv)
-        preflight(config)
+        preflight(config, select)
         if extra_checks is not None:
             extra_checks(config)
     except (ConfigError, FileNotFoundError, ValueError) as error:

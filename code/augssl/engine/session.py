@@ -11,12 +11,12 @@ import ignite.distributed as idist
 import numpy as np
 import torch
 
-from augssl.augment import AugmentSpec, build_batch_transform, build_pil_transform
+from augssl.augment import AugmentSpec, build_batch_transform, build_pil_transform, fill_from_mean
 from augssl.config import ConfigError
 from augssl.data.loaders import (BatchPreparer, DeviceBatches, derived_seed, images_as_tensor,
                                  worker_batches)
 from augssl.data.sources import load_dataset
-from augssl.data.splits import make_splits
+from augssl.data.splits import Splits, make_splits
 from augssl.engine.amp import Precision
 from augssl.engine.tracking import RunTracker
 from augssl.models import build_model
@@ -75,7 +75,7 @@ class Session:
             autoaugment_policy=c.autoaugment_policy or default_autoaugment_policy(c.dataset),
             randaugment_num_ops=c.randaugment_num_ops,
             randaugment_magnitude=c.randaugment_magnitude,
-            cutout_size=c.cutout_size)
+            cutout_size=c.cutout_size, fill=fill_from_mean(self.bundle.mean))
 
     def create_model(self, **options) -> torch.nn.Module:
         model = build_model(self.config.network, num_classes=self.num_classes,
@@ -153,9 +153,36 @@ def device_augment(policy: str, spec: AugmentSpec):
     return build_batch_transform(policy, spec)
 
 
+def split_training_set(config, bundle) -> Splits:
+    """The validation and labelled splits ``config`` asks of ``bundle``'s training set. A request
+    the data set cannot meet is a ConfigError naming the key to change and the values that
+    work, so that the entries refuse it before any run (``augssl.engine.entry.preflight``)."""
+    available, num_classes = len(bundle.train), len(bundle.classes)
+    validation, labelled = config.num_validation_samples, config.num_labelled_samples
+    if validation >= available:
+        raise ConfigError(f"num_validation_samples={validation} asks for more images than "
+                          f"{config.dataset} can give: its training set holds {available}. Use "
+                          f"num_validation_samples={available - num_classes} or fewer.")
+    if labelled >= 0 and labelled + validation > available:
+        raise ConfigError(f"num_labelled_samples={labelled} asks for more images than "
+                          f"{config.dataset} can give: its training set holds {available}, of "
+                          f"which num_validation_samples={validation} are held out. Use "
+                          f"num_labelled_samples={available - validation} or fewer, or -1 for "
+                          "all.")
+    if 0 <= labelled < num_classes:
+        raise ConfigError(f"num_labelled_samples={labelled}: a stratified labelled subset of the "
+                          f"{num_classes} classes needs at least one image per class: use "
+                          f"num_labelled_samples={num_classes} or more, or -1 for all.")
+    try:
+        return make_splits(np.asarray(bundle.train.targets), None if labelled < 0 else labelled,
+                           validation, config.seed, num_classes, class_names=bundle.classes)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
 def open_session(entry: str, config, select=None) -> Session:
-    """``select(bundle) -> bundle`` may restrict the data set (e.g. to some classes) before the
-    splits are made."""
+    """``select(config, bundle) -> bundle`` may restrict the data set (e.g. to some classes)
+    before the splits are made; the entry gives the same to ``launch`` for its checks."""
     rank, world_size = idist.get_rank(), idist.get_world_size()
     device = select_device(config.device)
     if device.type == "cpu" and world_size > 1:
@@ -167,10 +194,8 @@ def open_session(entry: str, config, select=None) -> Session:
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     source_bundle = load_dataset(config.dataset, config.data_path or None)
-    bundle = select(source_bundle) if select is not None else source_bundle
-    num_labelled = None if config.num_labelled_samples < 0 else config.num_labelled_samples
-    splits = make_splits(np.asarray(bundle.train.targets), num_labelled,
-                         config.num_validation_samples, config.seed, len(bundle.classes))
+    bundle = select(config, source_bundle) if select is not None else source_bundle
+    splits = split_training_set(config, bundle)
     tracker = RunTracker(enabled=rank == 0)
     return Session(entry, config, device, rank, world_size, bundle, splits, tracker,
                    Precision(config.amp, device), source_bundle)
