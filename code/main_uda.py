@@ -3,7 +3,8 @@
 Each step: a labelled batch (weak augmentation + Cutout) with a TSA-annealed cross-entropy, and an
 unlabelled batch seen twice, a clean view (the same weak augmentation) whose prediction is the
 target and a strongly augmented view (AutoAugment/RandAugment + Cutout) pulled towards it.
-Total loss = supervised + consistency_lambda * consistency.
+Total loss = supervised + consistency_lambda * consistency. As in the official code, the three
+views go through the network in one forward pass and the clean logits are detached.
 
     python code/main_uda.py CIFAR10 wideresnet --params "num_epochs=100;learning_rate=0.1"
 """
@@ -78,6 +79,24 @@ class UdaConfig(TrainingConfig):
                               f"{self.TSA_proba_max}: the threshold must rise over training.")
 
 
+def forward_views(model, views: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """The logits of each view from one forward pass over their concatenation, as the official
+    code does: the views are one BatchNorm batch (normalised together, running statistics moved
+    once per step) and the network runs once."""
+    return model(torch.cat(views)).split([len(v) for v in views])
+
+
+def supervised_loss(logits: torch.Tensor, targets: torch.Tensor, step: int, total_steps: int,
+                    config: UdaConfig) -> tuple[torch.Tensor, float, torch.Tensor]:
+    """(cross-entropy, TSA threshold, fraction of the labelled batch kept) at 0-based ``step``."""
+    if not config.with_TSA:
+        return F.cross_entropy(logits, targets), 1.0, torch.ones(())
+    threshold = tsa_threshold(step, total_steps, config.TSA_schedule, config.TSA_proba_min,
+                              config.TSA_proba_max)
+    loss, kept = annealed_cross_entropy(logits, targets, threshold)
+    return loss, threshold, kept
+
+
 def make_uda_step(model, optimizer, precision, config: UdaConfig, unlabelled, prepare: dict,
                   total_steps: int):
     """The UDA step; ``prepare`` maps each view stream to its BatchPreparer (whose device
@@ -88,35 +107,32 @@ def make_uda_step(model, optimizer, precision, config: UdaConfig, unlabelled, pr
         t = engine.state.iteration
         images, targets, _ = batch
         unlabelled_images = next(unlabelled)[0]
-        # view k is made here on the device, or was made by the DataLoader workers (cpu)
+        # view k is made here on the device, or was made by the DataLoader workers (cpu);
+        # [labelled, clean, strong] is the official order
         views = [prepare[LABELLED](view(images, 0), t, LABELLED),
+                 prepare[CLEAN](view(unlabelled_images, 0), t, CLEAN),
                  prepare[STRONG](view(unlabelled_images, 1), t, STRONG)]
         if config.labelled_consistency:
             views.append(prepare[LABELLED_STRONG](view(images, 1), t, LABELLED_STRONG))
-        clean = prepare[CLEAN](view(unlabelled_images, 0), t, CLEAN)
-        targets = targets.to(clean.device, non_blocking=True)
+        targets = targets.to(views[0].device, non_blocking=True)
         with precision.autocast():
-            with torch.no_grad():
-                clean_logits = model(clean)
-            # one forward for every view that needs gradients: one BN batch, fewer launches
-            logits = model(torch.cat(views)).split([len(v) for v in views])
-        if config.with_TSA:
-            threshold = tsa_threshold(t - 1, total_steps, config.TSA_schedule,
-                                      config.TSA_proba_min, config.TSA_proba_max)
-            supervised, kept = annealed_cross_entropy(logits[0].float(), targets, threshold)
-        else:
-            threshold, kept = 1.0, torch.ones(())
-            supervised = F.cross_entropy(logits[0].float(), targets)
+            logits = forward_views(model, views)
+        labelled_logits, clean_logits, strong_logits = logits[:3]
+        supervised, threshold, kept = supervised_loss(labelled_logits.float(), targets, t - 1,
+                                                      total_steps, config)
         options = dict(criterion=config.consistency_criterion,
                        temperature=config.consistency_temperature,
                        confidence_threshold=config.confidence_threshold)
-        consistency, mask_rate = consistency_loss(clean_logits, logits[1], **options)
+        # the targets are detached (the official stop_gradient): no gradient reaches them
+        consistency, mask_rate = consistency_loss(clean_logits.detach(), strong_logits, **options)
         if config.labelled_consistency:
             # the labelled images' weak view is their clean view; its logits are the target
-            consistency = consistency + consistency_loss(logits[0], logits[2], **options)[0]
+            consistency = consistency + consistency_loss(labelled_logits.detach(), logits[3],
+                                                         **options)[0]
         total = supervised + config.consistency_lambda * consistency
         if config.entropy_weight > 0:
-            total = total + config.entropy_weight * entropy(logits[1])
+            # departs from the official code, which takes the clean view's entropy
+            total = total + config.entropy_weight * entropy(strong_logits)
         precision.backward_and_step(total, optimizer)
         return {"loss": total.detach(), "supervised_loss": supervised.detach(),
                 "consistency_loss": consistency.detach(), "tsa_threshold": threshold,

@@ -1,6 +1,8 @@
 """UDA with consistency on the labelled images too (the "updated version" of UDA):
 loss = supervised + consistency_lambda * (consistency(unlabelled) + consistency(labelled)).
-TSA is off by default; everything else is as in main_uda.
+TSA is off by default; everything else is as in main_uda. The labelled images' strong view joins
+main_uda's single forward pass, so the four views are one BatchNorm batch (the original forwards
+each view on its own; the joint pass is the official UDA code's way, extended to one more view).
 
     python code/main_uda2.py CIFAR10 fastresnet --params "num_epochs=100;learning_rate=0.08"
 """

@@ -87,3 +87,17 @@ def test_mse_compares_probabilities():
 def test_entropy_of_uniform_and_certain_predictions():
     assert entropy(torch.zeros(3, K)).item() == pytest.approx(math.log(K))
     assert entropy(torch.tensor([[50.0] + [0.0] * (K - 1)])).item() == pytest.approx(0, abs=1e-6)
+
+
+def test_the_confidence_mask_reads_the_unsharpened_clean_prediction():
+    # as the official code: the mask compares softmax(clean logits) with the threshold, the
+    # temperature only sharpens the target. Sample 0 is 0.73 confident before sharpening and
+    # 0.92 after; sample 1 is 0.95 confident before.
+    clean = torch.tensor([[1.0, 0.0], [3.0, 0.0]])
+    strong = torch.zeros(2, 2)
+    loss, mask_rate = consistency_loss(clean, strong, "KL", temperature=0.4,
+                                       confidence_threshold=0.8)
+    assert mask_rate.item() == 0.5
+    sharpened = F.softmax(clean[1:] / 0.4, 1)
+    kept = F.kl_div(F.log_softmax(strong[1:], 1), sharpened, reduction="sum")
+    assert loss.item() == pytest.approx(kept.item() / 2, rel=1e-5)

@@ -2,8 +2,9 @@
 
 The clean view's prediction is the target: it is computed without gradient, optionally sharpened
 by a softmax temperature, and optionally only confident samples count (the paper's later
-version). Losses are averaged over the whole batch (masked samples contribute 0), as a
-"batchmean" KL does.
+version). As in the official code (google-research/uda, image/main.py), the confidence mask reads
+the unsharpened prediction; the temperature shapes the target only. Losses are averaged over the
+whole batch (masked samples contribute 0), as a "batchmean" KL does.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ def consistency_loss(clean_logits: torch.Tensor, strong_logits: torch.Tensor, cr
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, fraction of samples kept by the confidence mask)."""
     with torch.no_grad():
-        target = torch.softmax(clean_logits.detach().float() / temperature, dim=1)
-        mask = (target.max(dim=1).values >= confidence_threshold).float()
+        clean = clean_logits.detach().float()
+        target = torch.softmax(clean / temperature, dim=1)
+        # "at least the threshold"; the official code keeps "> threshold": only exact ties differ
+        mask = (torch.softmax(clean, dim=1).max(dim=1).values >= confidence_threshold).float()
     strong = strong_logits.float()
     if criterion == "KL":
         log_strong = F.log_softmax(strong, dim=1)
