@@ -1,15 +1,20 @@
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from augssl.config import ConfigError
+from augssl.config import ConfigError, parse_params
 from augssl.data.loaders import BatchPreparer, DeviceBatches
+from augssl.data.sources import load_dataset
 from augssl.engine import checkpoint as ckpt
+from augssl.engine.config import TrainingConfig
 from augssl.engine.ema import ParameterEMA
 from augssl.engine.metrics import confusion_matrix, summarise
 from augssl.engine.optim import lr_factor
+from augssl.engine.session import Session
+from tests.fake_data import write_cifar10
 
 
 def test_metrics_from_confusion_matrix():
@@ -157,3 +162,24 @@ def test_precision_modes():
     before = model.weight.detach().clone()
     precision.backward_and_step(output.float().pow(2).mean(), optimizer)
     assert not torch.equal(before, model.weight)
+
+
+def _session(bundle, params: str = "") -> Session:
+    config = parse_params(params, TrainingConfig, dataset="CIFAR10", network="smallcnn")
+    return Session("train", config, torch.device("cpu"), 0, 1, bundle, None, None, None)
+
+
+def test_the_sessions_augmentation_fills_with_the_data_sets_mean(tmp_path):
+    write_cifar10(tmp_path, np.random.default_rng(0))
+    cifar10 = load_dataset("CIFAR10", tmp_path, download=False)
+    assert _session(cifar10).augment_spec().fill == (125, 123, 114)  # mean (0.4914, 0.4822, 0.4465)
+    fashion = SimpleNamespace(image_size=28, channels=1, flip=True, mean=(0.2860,))
+    assert _session(fashion).augment_spec().fill == (73,)
+
+
+@pytest.mark.parametrize("size,default", ((28, 14), (32, 16), (96, 48)))
+def test_cutout_defaults_to_half_the_image_side_unless_given(size, default):
+    bundle = SimpleNamespace(image_size=size, channels=3, flip=True, mean=(0.5, 0.5, 0.5))
+    assert _session(bundle).augment_spec().cutout_size == default
+    assert _session(bundle, "cutout_size=8").augment_spec().cutout_size == 8
+    assert _session(bundle, "cutout_size=0").augment_spec().cutout_size == 0
