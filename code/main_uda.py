@@ -31,6 +31,7 @@ from augssl.engine.outputs import augmented_examples
 from augssl.engine.session import open_session
 from augssl.ssl.consistency import CONSISTENCY_CRITERIA, consistency_loss, entropy
 from augssl.ssl.tsa import TSA_SCHEDULES, annealed_cross_entropy, tsa_threshold
+from augssl.ssl.views import forward_views
 
 ENTRY = "main_uda"
 
@@ -60,7 +61,7 @@ class UdaConfig(TrainingConfig):
     confidence_threshold: float = spec(0.0, "only clean predictions at least this confident "
                                        "count (paper: 0.8); 0: all", min=0.0, max=1.0,
                                        aliases=("uda_confidence_thresh",))
-    entropy_weight: float = spec(0.0, "entropy minimisation on the strong view", min=0.0,
+    entropy_weight: float = spec(0.0, "entropy minimisation on the clean view", min=0.0,
                                  aliases=("ent_min_coeff",))
     labelled_consistency: bool = spec(False, "also apply consistency to the labelled images "
                                       "(main_uda2)")
@@ -77,13 +78,6 @@ class UdaConfig(TrainingConfig):
 
             raise ConfigError(f"TSA_proba_min={self.TSA_proba_min} is above TSA_proba_max="
                               f"{self.TSA_proba_max}: the threshold must rise over training.")
-
-
-def forward_views(model, views: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    """The logits of each view from one forward pass over their concatenation, as the official
-    code does: the views are one BatchNorm batch (normalised together, running statistics moved
-    once per step) and the network runs once."""
-    return model(torch.cat(views)).split([len(v) for v in views])
 
 
 def supervised_loss(logits: torch.Tensor, targets: torch.Tensor, step: int, total_steps: int,
@@ -131,8 +125,8 @@ def make_uda_step(model, optimizer, precision, config: UdaConfig, unlabelled, pr
                                                          **options)[0]
         total = supervised + config.consistency_lambda * consistency
         if config.entropy_weight > 0:
-            # departs from the official code, which takes the clean view's entropy
-            total = total + config.entropy_weight * entropy(strong_logits)
+            # as the official code: the clean view's entropy, with its gradient
+            total = total + config.entropy_weight * entropy(clean_logits)
         precision.backward_and_step(total, optimizer)
         return {"loss": total.detach(), "supervised_loss": supervised.detach(),
                 "consistency_loss": consistency.detach(), "tsa_threshold": threshold,

@@ -83,3 +83,29 @@ def test_the_views_share_one_batchnorm_batch_and_no_gradient_reaches_the_target(
                                 detach_target=False)
     leaking = _gradients(leaky, undetached)
     assert any(not torch.allclose(a, b) for a, b in zip(leaking, expected))
+
+
+def test_entropy_minimisation_sharpens_the_clean_view_with_its_gradient():
+    # the official code adds ent_min_coeff * entropy(clean logits), the clean logits not detached
+    generator = torch.Generator().manual_seed(2)
+    labelled = torch.randn(4, 3, 2, 2, generator=generator)
+    unlabelled = torch.randn(6, 3, 2, 2, generator=generator)
+    targets = torch.tensor([0, 1, 2, 0])
+    model = _model()
+    official = copy.deepcopy(model)
+    config = main_uda.UdaConfig(with_TSA=False, entropy_weight=0.5)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    step = main_uda.make_uda_step(model, optimizer, Precision("off", torch.device("cpu")), config,
+                                  iter([(unlabelled, None, None)]),
+                                  dict.fromkeys(range(4), _shifted), total_steps=10)
+    output = step(SimpleNamespace(state=SimpleNamespace(iteration=1)), (labelled, targets, None))
+
+    views = [labelled + 0, unlabelled + 1, unlabelled + 2]
+    clean = official(torch.cat(views)).split([len(v) for v in views])[1]
+    probabilities = F.softmax(clean, dim=1)
+    clean_entropy = -(probabilities * F.log_softmax(clean, dim=1)).sum(dim=1).mean()
+    loss = _official_loss(official, views, targets, labelled_consistency=False)
+    loss = loss + 0.5 * clean_entropy
+    assert output["loss"].item() == pytest.approx(loss.item(), rel=1e-5)
+    for got, want in zip((p.grad for p in model.parameters()), _gradients(official, loss)):
+        torch.testing.assert_close(got, want)
