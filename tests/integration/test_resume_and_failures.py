@@ -6,6 +6,7 @@ import mlflow
 import pytest
 import torch
 
+import fixmatch
 import main_uda
 import train
 from augssl.config import parse_params
@@ -65,6 +66,19 @@ def test_a_resumed_uda_run_ends_where_an_uninterrupted_one_does(tracking, monkey
                             network="smallcnn")
 
     _check_resume_is_exact(monkeypatch, main_uda.training, config, crash_step=11, last_step=15)
+
+
+def test_a_resumed_fixmatch_run_ends_where_an_uninterrupted_one_does(tracking, monkeypatch):
+    # as for UDA: 5 labelled batches per epoch, the unlabelled loader (40 images per step)
+    # mid-epoch all along; the low threshold makes the pseudo-labels, and so the strong view,
+    # take part before the crash
+    def config(**overrides):
+        params = tiny(num_labelled_samples=100, batch_size=20, mu=2, num_epochs=3,
+                      epoch_length=0, checkpoint_every=4, threshold=0.5, **overrides)
+        return parse_params(params, fixmatch.FixmatchConfig, dataset="FashionMNIST",
+                            network="smallcnn")
+
+    _check_resume_is_exact(monkeypatch, fixmatch.training, config, crash_step=11, last_step=15)
 
 
 def test_resume_with_other_params_is_refused_before_training(tracking, monkeypatch):

@@ -3,6 +3,7 @@
 import pytest
 
 import aws_search
+import fixmatch
 import main_uda
 import main_uda2
 import realmix
@@ -12,7 +13,7 @@ from augssl.engine.entry import PRESETS_DIR
 
 CONFIGS = {"uda2_": main_uda2.Uda2Config, "uda_": main_uda.UdaConfig,
            "realmix_": realmix.RealmixConfig, "train_": train.TrainConfig,
-           "aws_search_": aws_search.AwsSearchConfig}
+           "aws_search_": aws_search.AwsSearchConfig, "fixmatch_": fixmatch.FixmatchConfig}
 PRESETS = sorted(PRESETS_DIR.glob("*.params"))
 
 
@@ -48,6 +49,16 @@ def test_the_paper_preset_holds_the_paper_configuration():
     assert (config.num_labelled_samples, config.batch_size, config.unlabelled_batch_size,
             config.learning_rate, config.num_warmup_steps, config.with_TSA) == (
         4000, 64, 320, 0.03, 20000, True)
+
+
+def test_the_fixmatch_paper_preset_holds_the_papers_cifar10_configuration():
+    config = parse_params("preset=fixmatch_cifar10_wrn28_2_paper", fixmatch.FixmatchConfig,
+                          presets_dir=PRESETS_DIR, dataset="CIFAR10", network="wideresnet")
+    assert config.num_epochs * config.epoch_length == 2**20
+    assert (config.num_labelled_samples, config.batch_size, config.mu, config.learning_rate,
+            config.weight_decay, config.lr_schedule, config.ema_decay, config.threshold,
+            config.lambda_u, config.T, config.strong_policy, config.cutout_size) == (
+        4000, 64, 7, 0.03, 5e-4, "cosine_7_16", 0.999, 0.95, 1.0, 1.0, "randaugment", 16)
 
 
 def test_the_realmix_paper_preset_ramps_w_match_over_the_papers_1024_of_65536_kimg():

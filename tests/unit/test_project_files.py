@@ -78,3 +78,13 @@ def test_readme_uda_table_matches_the_uda_config():
     assert len(documented) >= 15
     for key, text in documented.items():
         assert _matches(fields[names.get(key, key)].default, text), key
+
+
+def test_readme_fixmatch_table_matches_the_fixmatch_config():
+    from fixmatch import FixmatchConfig
+
+    fields = {f.name: f for f in dataclasses.fields(FixmatchConfig)}
+    documented = _readme_defaults("## FixMatch")
+    assert len(documented) >= 12
+    for key, text in documented.items():
+        assert _matches(fields[key].default, text), key

@@ -10,7 +10,7 @@ from augssl.search.aws.learned import LEARNED_POLICY_FORM, learned_policy_refere
 
 AMP_MODES = ("off", "auto", "bf16", "fp16")
 OPTIMIZERS = ("sgd", "adam")
-LR_SCHEDULES = ("cosine", "constant")
+LR_SCHEDULES = ("cosine", "constant", "cosine_7_16")
 DEVICES = ("auto", "cpu", "cuda")
 AUGMENT_ON = ("device", "cpu")
 

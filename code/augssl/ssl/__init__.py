@@ -1,1 +1,2 @@
-"""Semi-supervised building blocks: TSA, consistency losses, sharpening, MixUp, masks."""
+"""Semi-supervised building blocks: TSA, consistency losses, pseudo-labels, sharpening,
+MixUp, masks, the joint forward pass of the views."""
