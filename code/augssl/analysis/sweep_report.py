@@ -1,0 +1,43 @@
+"""The results tables of a sweep, made by the `report` code over the sweep's FINISHED trials and
+kept in the sweep run's artifacts (report/, or report/<name>/ for each of several reports)."""
+
+from __future__ import annotations
+
+import tempfile
+
+from augssl.analysis.spec import ReportSpec
+from augssl.engine.report import (
+    Report,
+    ReportError,
+    format_filter,
+    format_markdown_table,
+    group_runs,
+    summarise_runs,
+    write_report,
+)
+
+ARTIFACT_FOLDER = "report"
+
+
+def build_sweep_report(client, experiment, trial_runs: list, spec: ReportSpec) -> Report:
+    """``spec``'s table over ``trial_runs`` (the sweep's child runs) that are FINISHED and match
+    its filter."""
+    runs = [run for run in trial_runs if run.info.status == "FINISHED"
+            and all(run.data.params.get(key) == value for key, value in spec.filters.items())]
+    if not runs:
+        where = f" matching filter {format_filter(spec.filters)!r}" if spec.filters else ""
+        raise ReportError(f"no FINISHED trial{where} to report on.")
+    values, skipped = summarise_runs(client, runs, spec.metric, spec.summary, spec.k)
+    return Report(experiment_name=experiment.name, experiment_id=experiment.experiment_id,
+                  metric=spec.metric, summary=spec.summary, k=spec.k, group_by=spec.group_by,
+                  filters=spec.filters, groups=group_runs(values, spec.group_by),
+                  skipped=tuple(skipped))
+
+
+def publish(client, sweep_run_id: str, report: Report, spec: ReportSpec) -> str:
+    """Log report.{md,csv,png} to the sweep run; returns the Markdown table."""
+    folder = f"{ARTIFACT_FOLDER}/{spec.name}" if spec.name else ARTIFACT_FOLDER
+    with tempfile.TemporaryDirectory(prefix="augssl-report-") as directory:
+        write_report(report, directory, title=spec.title or None, percent=spec.percent)
+        client.log_artifacts(sweep_run_id, directory, folder)
+    return format_markdown_table(report, percent=spec.percent)
