@@ -13,11 +13,11 @@ from __future__ import annotations
 import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
 
 import argparse
-import math
 import re
 import sys
 from pathlib import Path
 
+from augssl.config import whole_number
 from augssl.engine.report import (
     SUMMARY_MODES,
     ReportError,
@@ -25,17 +25,6 @@ from augssl.engine.report import (
     format_markdown_table,
     write_report,
 )
-
-
-def evaluation_count(text: str) -> int:
-    """A positive whole number; "5.0" is accepted because MLproject float params arrive that way."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not value.is_integer() or value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number of evaluations, got {text!r}")
-    return int(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--metric", default="test/accuracy", help="metric name, e.g. test/accuracy")
     parser.add_argument("--summary", default="final", choices=SUMMARY_MODES,
                         help="how one run's metric history becomes one number")
-    parser.add_argument("--k", type=evaluation_count, default=5, help="number of last evaluations for median_last_k")
+    parser.add_argument("--k", type=whole_number(1, "a whole number of evaluations"), default=5, help="number of last evaluations for median_last_k")
     parser.add_argument("--filter", default="", help="param equality clauses, e.g. 'entry=train;dataset=FashionMNIST'")
     parser.add_argument("--include-unfinished", action="store_true", help="also use runs that are not FINISHED")
     parser.add_argument("--output-dir", default="", help="where to write report.{md,csv,png} "

@@ -24,18 +24,8 @@ from augssl.analysis.executors import (EXECUTORS, ExecutorError, RayOptions, cho
                                        run_inprocess, run_on_ray)
 from augssl.analysis.runner import run_sweep
 from augssl.analysis.spec import SpecError, check_trials, find_spec_file, load_spec
+from augssl.config import whole_number
 from augssl.engine.report import ReportError, format_markdown_table
-
-
-def count(text: str) -> int:
-    """A whole number >= 0; "2.0" is accepted because MLproject float params arrive that way."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not value.is_integer() or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return int(value)
 
 
 def resources(text: str) -> float:
@@ -57,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "auto: ray where Ray is installed")
     parser.add_argument("--ray-address", default="",
                         help="Ray cluster to join (auto, ray://host:port); empty: a local Ray")
-    parser.add_argument("--max-concurrent", type=count, default=0,
+    parser.add_argument("--max-concurrent", type=whole_number(0), default=0,
                         help="Ray: trials at once at most; 0: as many as the resources allow")
     parser.add_argument("--cpus-per-trial", type=resources, default=1.0,
                         help="Ray: CPUs a trial takes")

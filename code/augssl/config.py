@@ -225,3 +225,21 @@ def as_flat_dict(config: Any) -> dict[str, Any]:
     """The resolved config as a flat dict of plain values (for logging)."""
     return {k: (",".join(map(str, v)) if isinstance(v, tuple) else v)
             for k, v in dataclasses.asdict(config).items()}
+
+
+def whole_number(minimum: int, noun: str = "a whole number"):
+    """An argparse type: a whole number >= ``minimum`` (``noun`` names it in the error); "5.0" is
+    accepted because MLproject's float parameters arrive that way."""
+    import argparse
+    import math
+
+    def parse(text: str) -> int:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not value.is_integer() or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {noun} >= {minimum}, got {text!r}")
+        return int(value)
+
+    return parse

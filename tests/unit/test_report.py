@@ -355,7 +355,7 @@ def test_cli_reports_errors_with_exit_code_2(store, report_main, capsys, tmp_pat
     assert "report: error: unknown group key 'polcy'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as bad_k:
         report_main(["--experiment", EXPERIMENT, "--tracking-uri", store, "--k", "2.5"])
-    assert bad_k.value.code == 2 and "positive whole number" in capsys.readouterr().err
+    assert bad_k.value.code == 2 and "a whole number of evaluations >= 1" in capsys.readouterr().err
 
 
 def test_entry_script_runs_standalone(store, tmp_path):
