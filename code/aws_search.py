@@ -25,7 +25,6 @@ import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch
 import copy
 import json
 import math
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from augssl.engine.config import TrainingConfig
 from augssl.engine.entry import launch
 from augssl.engine.evaluation import create_evaluator, evaluate
 from augssl.engine.optim import build_optimizer, build_scheduler, lr_factor
-from augssl.engine.session import Session, open_session, run_tracked
+from augssl.engine.session import Session, available_cores, open_session, run_tracked
 from augssl.engine.trainer import NonFiniteLossError, TrainingLoop
 from augssl.search.aws import (
     NUM_OPERATIONS,
@@ -226,7 +225,7 @@ def evaluation_threads(config: AwsSearchConfig) -> int:
     if config.threads_per_evaluation:
         return config.threads_per_evaluation
     at_once = config.ray_workers or config.evaluations_per_loop
-    return max(1, len(os.sched_getaffinity(0)) // at_once)
+    return max(1, available_cores() // at_once)
 
 
 @contextmanager

@@ -4,7 +4,6 @@ steps, 2 loops x 2 evaluations of 2 fine-tuning epochs of 3 steps)."""
 import copy
 import json
 import math
-import os
 import sys
 import types
 from pathlib import Path
@@ -17,7 +16,7 @@ from PIL import Image
 import aws_search
 from augssl.config import parse_params
 from augssl.engine.optim import build_optimizer
-from augssl.engine.session import open_session
+from augssl.engine.session import available_cores, open_session
 from augssl.search.aws import NUM_PAIRS, PairPolicy, load_policy
 
 from .helpers import ROOT, all_runs, needs_fashion_mnist, run_script, tiny
@@ -295,7 +294,7 @@ def test_a_local_ray_instance_runs_two_evaluations_like_the_process_does(trackin
 
 def test_every_evaluation_computes_with_the_thread_count_the_search_decided(tracking,
                                                                             monkeypatch):
-    cores = len(os.sched_getaffinity(0))
+    cores = available_cores()
     assert aws_search.evaluation_threads(_config()) == max(1, cores // 2)  # 2 per loop
     assert aws_search.evaluation_threads(_config(executor="ray", ray_workers=4)) == \
         max(1, cores // 4)

@@ -183,3 +183,14 @@ def test_cutout_defaults_to_half_the_image_side_unless_given(size, default):
     assert _session(bundle).augment_spec().cutout_size == default
     assert _session(bundle, "cutout_size=8").augment_spec().cutout_size == 8
     assert _session(bundle, "cutout_size=0").augment_spec().cutout_size == 0
+
+
+def test_available_cores_falls_back_to_the_machine_count_where_the_os_has_no_affinity(
+        monkeypatch):
+    from augssl.engine import session
+
+    monkeypatch.setattr(session.os, "sched_getaffinity", lambda pid: {0, 3}, raising=False)
+    assert session.available_cores() == 2
+    monkeypatch.delattr(session.os, "sched_getaffinity")
+    monkeypatch.setattr(session.os, "cpu_count", lambda: 6)
+    assert session.available_cores() == 6

@@ -31,6 +31,14 @@ def select_device(choice: str) -> torch.device:
     return idist.device()
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on: its affinity set where the OS has one (a container
+    or `taskset` may allow fewer than the machine has), else the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -187,7 +195,7 @@ def open_session(entry: str, config, select=None) -> Session:
     device = select_device(config.device)
     if device.type == "cpu" and world_size > 1:
         # processes sharing the cores: more threads than cores makes every op wait on the others
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // idist.get_nproc_per_node()))
+        torch.set_num_threads(max(1, available_cores() // idist.get_nproc_per_node()))
     seed_everything(config.seed + rank)
     if config.deterministic:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
