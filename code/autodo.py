@@ -337,16 +337,28 @@ def learned_tables_summary(tables: LearnedTables, split: BiasedSplit) -> dict[st
     return metrics
 
 
+def log_weight_histograms(tables: LearnedTables, split: BiasedSplit, tracker, step: int) -> None:
+    """The learned per-image weights of clean and of noisy labels as TensorBoard histograms,
+    one pair per hyper pass: how they part over training."""
+    if tables.loss_model.weight_logits is None:
+        return
+    weights = tables.loss_model.weights().cpu().numpy()
+    tracker.log_histogram("learned_weight/clean", weights[~split.is_noisy], step)
+    if split.is_noisy.any():
+        tracker.log_histogram("learned_weight/noisy", weights[split.is_noisy], step)
+
+
 def write_learned_tables(tables: LearnedTables, split: BiasedSplit, tracker) -> None:
     """The final tables as ``autodo_parameters.npz`` and their figures."""
-    from augssl.search.autodo.figures import save_augment_parameters, save_weight_histogram
+    from augssl.search.autodo.figures import plot_augment_parameters, plot_weight_histogram
 
     arrays = {}
     if tables.loss_model.weight_logits is not None:
         weights = tables.loss_model.weights().cpu().numpy()
         arrays["weights"] = weights
-        save_weight_histogram(weights, split.is_noisy, tracker.path("learned_weights.png"),
-                              noisy_weight_auc(weights, split.is_noisy))
+        tracker.log_figure(plot_weight_histogram(weights, split.is_noisy,
+                                                 noisy_weight_auc(weights, split.is_noisy)),
+                           "learned_weights.png")
     soft_labels = tables.loss_model.soft_labels()
     if soft_labels is not None:
         arrays["soft_labels"] = soft_labels.cpu().numpy()
@@ -355,8 +367,8 @@ def write_learned_tables(tables: LearnedTables, split: BiasedSplit, tracker) -> 
         arrays.update(augment_table=tables.augment.table.detach().float().cpu().numpy(),
                       augment_probability=probability, augment_magnitude=magnitude,
                       augment_ops=np.array(AFFINE_OPS))
-        save_augment_parameters(probability, magnitude, tables.augment.mode,
-                                tracker.path("learned_augmentation.png"))
+        tracker.log_figure(plot_augment_parameters(probability, magnitude, tables.augment.mode),
+                           "learned_augmentation.png")
     np.savez(tracker.path(LEARNED_TABLES_FILE), **arrays)
 
 
@@ -369,6 +381,7 @@ def attach_autodo_outputs(trainer: Engine, tracker, split: BiasedSplit,
         if not tracker.enabled:
             return
         save_biased_split(split, tracker.path(BIASED_SPLIT_FILE))
+        tracker.publish(BIASED_SPLIT_FILE)
         if engine.state.iteration == 0:
             tracker.log_metrics({"bias/train_images": len(split),
                                  "bias/validation_images": len(split.validation_indices),
@@ -394,6 +407,7 @@ def attach_hyper_passes(trainer: Engine, hyper_pass: HyperPass, tracker,
             losses = hyper_pass.run()
             tracker.log_metrics({**losses, **learned_tables_summary(hyper_pass.tables, split)},
                                 engine.state.iteration)
+            log_weight_histograms(hyper_pass.tables, split, tracker, engine.state.iteration)
 
 
 def warped_examples(batches, prepare, augment: AffineAugment, rows: TrainingRows) -> torch.Tensor:

@@ -38,7 +38,7 @@ from augssl.augment import AugmentSpec, BatchCutout, BatchWeak
 from augssl.config import ConfigError, spec
 from augssl.data.loaders import cycle, derived_seed, resume_batches
 from augssl.engine.amp import Precision
-from augssl.engine.checkpoint import CHECKPOINT_DIR, resolve_resume, save_checkpoint
+from augssl.engine.checkpoint import resolve_resume
 from augssl.engine.config import TrainingConfig
 from augssl.engine.entry import launch
 from augssl.engine.evaluation import create_evaluator, evaluate
@@ -123,6 +123,10 @@ class AwsSearchConfig(TrainingConfig):
                               "aws_search trains in one process; its policy evaluations scale "
                               "out with executor=ray instead. Leave backend empty and "
                               "nproc_per_node=1.")
+        if self.register_model:
+            raise ConfigError("register_model: aws_search learns a policy, not a model to "
+                              "register; train with policy=aws:<this run's id> and register "
+                              "that run's model.")
         super().validate()
         if self.augment_on != "device":
             raise ConfigError("augment_on=cpu is not available to aws_search: the pairs each "
@@ -435,8 +439,7 @@ class SearchProgress:
 
 def save_search_checkpoint(loop: TrainingLoop, number: int) -> None:
     """Checkpoint ``number``: the stage-1 iterations plus the search loops finished."""
-    loop.last_checkpoint = save_checkpoint(loop.tracker.path(CHECKPOINT_DIR), number,
-                                           loop.state_objects())
+    loop.last_checkpoint = loop.tracker.save_checkpoint(number, loop.state_objects())
 
 
 def save_shared_weights(session: Session, loop: TrainingLoop) -> None:
@@ -446,6 +449,7 @@ def save_shared_weights(session: Session, loop: TrainingLoop) -> None:
     torch.save({"model": loop.model.state_dict(), "network": session.config.network,
                 "iteration": loop.trainer.state.iteration, "validation_accuracy": validation},
                session.tracker.path(SHARED_WEIGHTS_FILE))
+    session.tracker.publish(SHARED_WEIGHTS_FILE)
     print(f"{ENTRY}: shared weights trained, validation accuracy {validation:.4f}")
 
 
@@ -534,19 +538,20 @@ def run_search(session: Session, loop: TrainingLoop, progress: SearchProgress, e
 
 def write_search_outputs(session: Session, loop: TrainingLoop, progress: SearchProgress,
                          wall_time: float) -> None:
-    from augssl.search.aws.figures import save_entropy_curve, save_policy_heatmap
+    from augssl.search.aws.figures import plot_entropy_curve, plot_policy_heatmap
 
     c, tracker = session.config, session.tracker
     tracker.log_metrics({"wall_time_s": wall_time}, progress.finished_loops)
     save_policy(progress.policy, tracker.path(POLICY_FILE), top_k=c.top_k)
-    save_policy_heatmap(progress.policy, tracker.path("policy_heatmap.png"))
-    save_entropy_curve(progress.entropies, tracker.path("policy_entropy.png"))
+    tracker.log_figure(plot_policy_heatmap(progress.policy), "policy_heatmap.png")
+    tracker.log_figure(plot_entropy_curve(progress.entropies), "policy_entropy.png")
     top = progress.policy.top_k(min(5, c.top_k))
     summary = {"run_id": tracker.run_id, "search_loops": progress.finished_loops,
                "policy_entropy": progress.entropies[-1],
                "stage1_best_validation_accuracy": loop.best_accuracy,
                "top_sub_policies": [sub._asdict() for sub in top], "wall_time_s": wall_time}
     tracker.path("summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    tracker.log_hparams(c, summary, progress.finished_loops)
     listed = ", ".join(f"{sub.first} -> {sub.second} ({sub.probability:.4f})" for sub in top)
     print(f"{ENTRY}: policy of run {tracker.run_id} after {progress.finished_loops} loops; most "
           f"probable: {listed}")
@@ -575,13 +580,12 @@ def training(local_rank: int, config: AwsSearchConfig) -> None:
         extra_state={"search": progress},
         on_resume=lambda state: resume_batches(batches, state.iteration))
     loop.attach()
-    checkpoint_path, continue_run_id = (resolve_resume(config.resume) if config.resume
-                                        else (None, None))
+    resume_point = resolve_resume(config.resume) if config.resume else None
 
     def body() -> None:
         start = time.perf_counter()
-        if checkpoint_path is not None:
-            loop.resume_from(checkpoint_path)
+        if resume_point is not None:
+            loop.resume_from(resume_point)
         if not progress.stage1_finished:
             # a crash between stage 1's last periodic checkpoint and its end resumes here at
             # the last iteration, where running the trainer again would restart it
@@ -597,7 +601,7 @@ def training(local_rank: int, config: AwsSearchConfig) -> None:
             executor.close()
         write_search_outputs(session, loop, progress, time.perf_counter() - start)
 
-    run_tracked(session, continue_run_id, body)
+    run_tracked(session, resume_point.run_id if resume_point else None, body)
 
 
 def check_executor(config: AwsSearchConfig) -> None:

@@ -1,6 +1,6 @@
 """Predictions of a trained model over a folder of images.
 
-    python code/predict.py <model file or MLflow run id> <images folder> [--output predictions]
+    python code/predict.py <MLflow run id or model URI> <images folder> [--output predictions]
 
 The folder holds images, or one subfolder per class (then the accuracy is printed). Writes
 <output>.csv (path, class, probabilities) and <output>.npy (the probabilities).
@@ -18,17 +18,18 @@ import numpy as np
 import torch
 
 from augssl.config import ConfigError
-from augssl.inference import (MODEL_FILES, list_images, load_model, predict, resolve_model_file,
-                              write_predictions)
+from augssl.engine.model_export import MLFLOW_MODELS
+from augssl.inference import list_images, load_model, model_uri, predict, write_predictions
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="predict.py", description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="final_model.pt / best_model.pt of a run, or a run id")
+    parser.add_argument("model", help="a run id, or an MLflow model URI (runs:/<id>/model, "
+                        "models:/<name>/<version>) or folder")
     parser.add_argument("images", type=Path, help="folder of images or of class subfolders")
     parser.add_argument("--output", type=Path, default=Path("predictions"),
                         help="output path without suffix (default: ./predictions)")
-    parser.add_argument("--which", choices=sorted(MODEL_FILES), default="final",
+    parser.add_argument("--which", choices=sorted(MLFLOW_MODELS), default="final",
                         help="with a run id: its final model or its best on validation")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device("cuda" if args.device == "cuda" or (
         args.device == "auto" and torch.cuda.is_available()) else "cpu")
     try:
-        loaded = load_model(resolve_model_file(args.model, args.which), device)
+        loaded = load_model(model_uri(args.model, args.which), device)
         paths, labels = list_images(args.images, loaded.classes)
         probabilities = predict(loaded, paths, args.batch_size)
     except ConfigError as error:

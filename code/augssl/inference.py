@@ -1,4 +1,4 @@
-"""Predictions of a saved model over a folder of images (the `predict` entry)."""
+"""Predictions of a run's MLflow model over a folder of images (the `predict` entry)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ import torch
 from PIL import Image
 
 from augssl.config import ConfigError
-from augssl.engine.checkpoint import load_checkpoint
-from augssl.models import build_model
+from augssl.engine.model_export import MLFLOW_MODELS
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-MODEL_FILES = {"final": "final_model.pt", "best": "best_model.pt"}
 
 
 def folder_name(class_name: str) -> str:
@@ -23,47 +21,47 @@ def folder_name(class_name: str) -> str:
     return class_name.replace("/", "_")
 
 
-def resolve_model_file(model: str, which: str = "final") -> Path:
-    """A model file path, or the ``which`` model file of an MLflow run id."""
-    candidate = Path(model).expanduser()
-    if candidate.is_file():
-        return candidate
-    if candidate.suffix == ".pt" or "/" in model:
-        raise ConfigError(f"model {model!r}: no such file. Expected a model file (final_model.pt "
-                          "or best_model.pt of a run) or an MLflow run id.")
-    from augssl.engine.tracking import run_artifact_dir
+def model_uri(model: str, which: str = "final") -> str:
+    """The MLflow model to load: ``model`` itself when it is a model URI (runs:/, models:/, ...)
+    or folder, else the ``which`` model of the MLflow run with that id."""
+    if ":" in model or "/" in model or Path(model).expanduser().exists():
+        return model
+    from augssl.engine.tracking import existing_run
 
-    path = run_artifact_dir(model) / MODEL_FILES[which]
-    if not path.is_file():
-        raise ConfigError(f"run {model} has no {MODEL_FILES[which]}: it did not finish "
-                          "(use which=best for its best model so far) or is not a training run.")
-    return path
+    existing_run(model)
+    return f"runs:/{model}/{MLFLOW_MODELS[which]}"
 
 
 @dataclass
 class LoadedModel:
-    model: torch.nn.Module
+    model: object  # an mlflow.pyfunc.PyFuncModel of augssl.serving.ImageClassifier
     classes: list[str]
-    in_channels: int
     image_size: int
-    mean: torch.Tensor
-    std: torch.Tensor
+    in_channels: int
 
 
-def load_model(path: Path, device: torch.device) -> LoadedModel:
-    state = load_checkpoint(path, map_location=device)
-    missing = {"network", "classes", "in_channels", "image_size", "mean", "std"} - set(state)
-    if missing:
-        raise ConfigError(f"{path} is not a model file written by a training run (it lacks "
-                          f"{', '.join(sorted(missing))}): pass final_model.pt or best_model.pt.")
-    model = build_model(state["network"], num_classes=len(state["classes"]),
-                        in_channels=state["in_channels"])
-    model.load_state_dict(state["model"])
-    view = (1, -1, 1, 1)
-    return LoadedModel(model.to(device).eval(), list(state["classes"]), state["in_channels"],
-                       state["image_size"],
-                       torch.tensor(state["mean"], device=device).view(view) * 255,
-                       torch.tensor(state["std"], device=device).view(view) * 255)
+def load_model(uri: str, device: torch.device) -> LoadedModel:
+    """Load an MLflow model logged by a training run; its signature gives the image shape and
+    the class labels."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = mlflow.pyfunc.load_model(uri)
+    except (MlflowException, OSError) as error:
+        raise ConfigError(f"cannot load the MLflow model {uri} ({str(error).splitlines()[0]}). "
+                          "A run has its models once it has finished (best_model: with a "
+                          "validation split). Pass a run id, or a model URI such as "
+                          "runs:/<id>/model or models:/<name>/<version>.") from None
+    inputs, outputs = model.metadata.get_input_schema(), model.metadata.get_output_schema()
+    if inputs is None or outputs is None or not inputs.is_tensor_spec():
+        raise ConfigError(f"{uri} is not an image classifier logged by a training run (its "
+                          "signature is not uint8 images in, class probabilities out).")
+    _, height, width, channels = inputs.inputs[0].shape
+    if height != width:
+        raise ConfigError(f"{uri} takes {height}x{width} images: only square ones are read.")
+    model.unwrap_python_model().to(device)
+    return LoadedModel(model, outputs.input_names(), height, channels)
 
 
 def list_images(folder: Path, classes: list[str]) -> tuple[list[Path], list[int] | None]:
@@ -93,6 +91,7 @@ def list_images(folder: Path, classes: list[str]) -> tuple[list[Path], list[int]
 
 
 def read_image(path: Path, loaded: LoadedModel) -> np.ndarray:
+    """The model's input layout: uint8 (H, W, C)."""
     with Image.open(path) as image:
         image = image.convert("L" if loaded.in_channels == 1 else "RGB")
         if image.size != (loaded.image_size, loaded.image_size):
@@ -100,19 +99,15 @@ def read_image(path: Path, loaded: LoadedModel) -> np.ndarray:
                 f"{path} is {image.size[0]}x{image.size[1]} but the model takes "
                 f"{loaded.image_size}x{loaded.image_size} images: resize the images first.")
         array = np.asarray(image, dtype=np.uint8)
-    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    return array[..., None] if array.ndim == 2 else array
 
 
-@torch.no_grad()
 def predict(loaded: LoadedModel, paths: list[Path], batch_size: int = 256) -> np.ndarray:
     """Class probabilities, one row per image."""
-    device = loaded.mean.device
     rows = []
     for start in range(0, len(paths), batch_size):
         batch = np.stack([read_image(p, loaded) for p in paths[start:start + batch_size]])
-        images = torch.from_numpy(batch).to(device).float()
-        logits = loaded.model((images - loaded.mean) / loaded.std)
-        rows.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+        rows.append(loaded.model.predict(batch).to_numpy(np.float32))
     return np.concatenate(rows)
 
 

@@ -5,7 +5,9 @@ import sys
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
@@ -58,3 +60,22 @@ def crash_at(monkeypatch, iteration: int) -> None:
             raise SimulatedCrash(f"simulated crash at iteration {iteration}")
 
     monkeypatch.setattr(TrainingLoop, "attach", attach_and_crash)
+
+
+def write_image_folder(root, per_class=3, size=None, mode="L"):
+    """``per_class`` Fashion-MNIST test images of each class as PNG files, one folder per class;
+    returns the class names."""
+    from augssl.data.sources import load_dataset
+    from augssl.inference import folder_name
+
+    bundle = load_dataset("FashionMNIST")
+    test = bundle.test
+    for label, name in enumerate(bundle.classes):
+        folder = root / folder_name(name)
+        folder.mkdir(parents=True)
+        for k, index in enumerate(np.flatnonzero(test.targets == label)[:per_class]):
+            image = Image.fromarray(test.images[index, :, :, 0]).convert(mode)
+            if size:
+                image = image.resize((size, size))
+            image.save(folder / f"{k}.png")
+    return bundle.classes

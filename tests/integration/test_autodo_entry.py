@@ -7,6 +7,7 @@ import mlflow
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import autodo
 from augssl.config import parse_params
@@ -102,6 +103,10 @@ def test_sep_both_hes_runs_end_to_end_and_leaves_its_artifacts(tracking, fashion
     # the hyper pass ran before the training pass of epoch 2, after the 4 warm steps
     assert list(_history(run.info.run_id, "train/hyper_val_loss")) == [4]
     assert metrics["train/network_steps"] == 8
+    events = EventAccumulator(str(folder / "tensorboard"))
+    events.Reload()
+    assert {"learned_weight/clean", "learned_weight/noisy"} <= set(events.Tags()["histograms"])
+    assert [h.step for h in events.Histograms("learned_weight/noisy")] == [4]
 
 
 def _count_network_steps(monkeypatch) -> list[int]:

@@ -4,14 +4,11 @@ import csv
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import train
 from augssl.config import parse_params
-from augssl.data.sources import load_dataset
-from augssl.inference import folder_name
 
-from .helpers import ROOT, all_runs, needs_fashion_mnist, run_script, tiny
+from .helpers import ROOT, all_runs, needs_fashion_mnist, run_script, tiny, write_image_folder
 
 pytestmark = [needs_fashion_mnist, pytest.mark.slow]
 
@@ -24,22 +21,8 @@ def trained_run(tracking):
     return run
 
 
-def _write_folder(root, per_class=3, size=None, mode="L"):
-    bundle = load_dataset("FashionMNIST")
-    test = bundle.test
-    for label, name in enumerate(bundle.classes):
-        folder = root / folder_name(name)
-        folder.mkdir(parents=True)
-        for k, index in enumerate(np.flatnonzero(test.targets == label)[:per_class]):
-            image = Image.fromarray(test.images[index, :, :, 0]).convert(mode)
-            if size:
-                image = image.resize((size, size))
-            image.save(folder / f"{k}.png")
-    return bundle.classes
-
-
 def test_predict_writes_csv_and_npy_and_reports_accuracy(tracking, trained_run, tmp_path):
-    classes = _write_folder(tmp_path / "images")
+    classes = write_image_folder(tmp_path / "images")
     output = tmp_path / "out" / "predictions"
     result = run_script(tracking, "-m", "mlflow", "run", str(ROOT), "-e", "predict",
                         "--env-manager", "local", "-P", f"model={trained_run.info.run_id}",
@@ -58,8 +41,8 @@ def test_predict_writes_csv_and_npy_and_reports_accuracy(tracking, trained_run, 
 
 def test_predict_refuses_images_or_classes_the_model_does_not_take(tracking, trained_run,
                                                                    tmp_path):
-    model = trained_run.info.artifact_uri.removeprefix("file://") + "/final_model.pt"
-    _write_folder(tmp_path / "big", per_class=1, size=32)
+    model = f"runs:/{trained_run.info.run_id}/model"
+    write_image_folder(tmp_path / "big", per_class=1, size=32)
     result = run_script(tracking, "code/predict.py", model, str(tmp_path / "big"), check=False)
     assert result.returncode == 2 and "takes 28x28 images" in result.stderr
     (tmp_path / "other" / "zebra").mkdir(parents=True)

@@ -49,8 +49,14 @@ def test_mlflow_run_of_train_logs_params_metrics_artifacts_and_tensorboard(track
     events.Reload()
     assert "test/accuracy" in events.Tags()["scalars"]
     assert len(events.Scalars("test/accuracy")) == 2  # one per epoch
-    model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
-    assert model(torch.zeros(5, 1, 28, 28)).shape == (5, 10)
+    assert events.Tags()["images"] == ["augmented_samples"]
+    hparams = EventAccumulator(str(folder / "tensorboard" / "hparams"))
+    hparams.Reload()
+    assert "_hparams_/session_start_info" in hparams.PluginTagToContent("hparams")
+    assert "test_accuracy" in hparams.Tags()["scalars"]
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    probabilities = model.predict(np.zeros((5, 28, 28, 1), np.uint8))  # raw images, N H W C
+    assert probabilities.shape == (5, 10) and probabilities.columns[0] == "T-shirt/top"
 
 
 def test_bad_params_stop_before_any_run_is_made(tracking):

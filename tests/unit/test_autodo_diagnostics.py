@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 
 from augssl.search.autodo import AffineAugment, augment_parameters, noisy_weight_auc
-from augssl.search.autodo.figures import save_augment_parameters, save_weight_histogram
+from augssl.search.autodo.figures import plot_augment_parameters, plot_weight_histogram
 
 IS_NOISY = np.array([True, False, False, True, False])
 
@@ -49,12 +50,14 @@ def test_augment_parameters_follow_the_table():
 
 
 @pytest.mark.parametrize("mode, rows", [("SHA", 1), ("SEP", 40)])
-def test_figures_are_written(tmp_path, mode, rows):
+def test_figures_are_drawn(tmp_path, mode, rows):
     rng = np.random.default_rng(0)
-    save_augment_parameters(rng.random((rows, 7)), rng.random((rows, 7)), mode,
-                            tmp_path / "augment.png")
-    save_weight_histogram(rng.random(40) + 0.5, rng.random(40) < 0.3, tmp_path / "weights.png",
-                          auc=0.8)
-    save_weight_histogram(np.ones(40), rng.random(40) < 0.3, tmp_path / "flat.png")
-    for name in ("augment.png", "weights.png", "flat.png"):
+    figures = {"augment.png": plot_augment_parameters(rng.random((rows, 7)), rng.random((rows, 7)),
+                                                      mode),
+               "weights.png": plot_weight_histogram(rng.random(40) + 0.5, rng.random(40) < 0.3,
+                                                    auc=0.8),
+               "flat.png": plot_weight_histogram(np.ones(40), rng.random(40) < 0.3)}
+    for name, figure in figures.items():
+        figure.savefig(tmp_path / name)
+        plt.close(figure)
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"

@@ -106,8 +106,7 @@ def test_a_corrupt_checkpoint_is_refused_clearly(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ConfigError, match="cannot read checkpoint"):
         ckpt.load_checkpoint(bad)
-    path, run_id = ckpt.resolve_resume(str(bad))
-    assert path == bad and run_id is None
+    assert ckpt.resolve_resume(str(bad)) == ckpt.ResumePoint(path=bad)
     with pytest.raises(ConfigError, match="no such checkpoint file"):
         ckpt.resolve_resume(str(tmp_path / "missing.pt"))
 

@@ -6,6 +6,10 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import sys
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -13,6 +17,7 @@ import torch
 from augssl.config import ConfigError
 
 CHECKPOINT_DIR = "checkpoints"
+KEEP = 2  # checkpoints kept: the newest, and the one before in case the newest is cut short
 _NAME = re.compile(r"checkpoint_(\d+)\.pt$")
 
 
@@ -30,8 +35,8 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-def save_checkpoint(folder: Path, iteration: int, objects: dict, keep: int = 2) -> Path:
-    """Write ``checkpoint_<iteration>.pt`` atomically and keep only the ``keep`` newest."""
+def save_checkpoint(folder: Path, iteration: int, objects: dict) -> Path:
+    """Write ``checkpoint_<iteration>.pt`` atomically and keep only the ``KEEP`` newest."""
     folder.mkdir(parents=True, exist_ok=True)
     state = {name: obj.state_dict() for name, obj in objects.items()}
     state["rng"] = rng_state()
@@ -39,16 +44,20 @@ def save_checkpoint(folder: Path, iteration: int, objects: dict, keep: int = 2) 
     partial = target.with_suffix(".pt.partial")
     torch.save(state, partial)
     os.replace(partial, target)
-    for old in list_checkpoints(folder)[:-keep]:
+    for old in list_checkpoints(folder)[:-KEEP]:
         old.unlink()
     return target
 
 
+def in_order(names: Iterable[str]) -> list[str]:
+    """The checkpoint files among ``names`` (file names or paths), oldest first."""
+    found = [(int(m.group(1)), name) for name in names if (m := _NAME.search(name))]
+    return [name for _, name in sorted(found)]
+
+
 def list_checkpoints(folder: Path) -> list[Path]:
     """Checkpoints of a folder, oldest first."""
-    found = [(int(m.group(1)), p) for p in folder.glob("checkpoint_*.pt")
-             if (m := _NAME.search(p.name))]
-    return [p for _, p in sorted(found)]
+    return [folder / name for name in in_order(p.name for p in folder.glob("checkpoint_*.pt"))]
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
@@ -71,19 +80,62 @@ def restore(state: dict, objects: dict) -> None:
     set_rng_state(state["rng"])
 
 
-def resolve_resume(resume: str) -> tuple[Path, str | None]:
-    """``resume`` (a checkpoint path or an MLflow run id) -> (checkpoint path, run id or None)."""
+@dataclass(frozen=True)
+class ResumePoint:
+    """What ``resume=`` names: a checkpoint file, or an MLflow run whose newest readable
+    checkpoint the run goes on from (in that same run)."""
+
+    path: Path | None = None
+    run_id: str | None = None
+
+    def load(self, map_location="cpu") -> tuple[dict, str]:
+        """The checkpoint's state and where it was read from."""
+        if self.path is not None:
+            return load_checkpoint(self.path, map_location), str(self.path)
+        return _load_newest_of_run(self.run_id, map_location)
+
+
+def resolve_resume(resume: str) -> ResumePoint:
+    """Check ``resume`` (a checkpoint path or an MLflow run id) without reading a checkpoint."""
     candidate = Path(resume).expanduser()
     if candidate.is_file():
-        return candidate, None
+        return ResumePoint(path=candidate)
     if candidate.suffix == ".pt" or os.sep in resume:
         raise ConfigError(f"resume={resume!r}: no such checkpoint file. Expected a checkpoint "
                           "path or the id of an MLflow run that saved checkpoints.")
-    from augssl.engine.tracking import run_artifact_dir
+    if not run_checkpoints(resume):
+        raise ConfigError(f"run {resume} has no checkpoint in its artifacts ({CHECKPOINT_DIR}/): "
+                          "it stopped before its first checkpoint (checkpoint_every "
+                          "iterations). Start it anew.")
+    return ResumePoint(run_id=resume)
 
-    folder = run_artifact_dir(resume) / CHECKPOINT_DIR
-    checkpoints = list_checkpoints(folder) if folder.is_dir() else []
-    if not checkpoints:
-        raise ConfigError(f"run {resume} has no checkpoint in {folder}: it stopped before its "
-                          "first checkpoint (checkpoint_every iterations). Start it anew.")
-    return checkpoints[-1], resume
+
+def run_checkpoints(run_id: str) -> list[str]:
+    """Artifact paths of a run's checkpoints, oldest first, read through MLflow's artifact API
+    (the same on a local store and on a tracking server)."""
+    import mlflow
+
+    from augssl.engine.tracking import existing_run
+
+    existing_run(run_id)
+    listed = mlflow.MlflowClient().list_artifacts(run_id, CHECKPOINT_DIR)
+    return in_order(item.path for item in listed if not item.is_dir)
+
+
+def _load_newest_of_run(run_id: str, map_location) -> tuple[dict, str]:
+    """The newest checkpoint of a run that reads whole. A process killed while it uploaded a
+    checkpoint may leave a truncated file on the store: the one before it is used then."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory(prefix="augssl-resume-") as folder:
+        for name in reversed(run_checkpoints(run_id)):
+            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name,
+                                                        dst_path=folder)
+            try:
+                return load_checkpoint(Path(local), map_location), f"{name} of run {run_id}"
+            except ConfigError as error:
+                print(f"warning: {name} of run {run_id} is unreadable, trying the one before: "
+                      f"{error}", file=sys.stderr)
+            finally:
+                Path(local).unlink(missing_ok=True)
+    raise ConfigError(f"no checkpoint of run {run_id} is readable: start the run anew.")

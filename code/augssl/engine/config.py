@@ -63,6 +63,8 @@ class TrainingConfig:
     log_every: int = spec(10, "log batch losses every this many iterations", min=1)
     checkpoint_every: int = spec(1000, "save a checkpoint every this many iterations", min=1)
     resume: str = spec("", "checkpoint path or MLflow run id to resume from")
+    register_model: str = spec("", "register the run's best model (the final one without a "
+                               "validation split) under this name in the Model Registry")
     device: str = spec("auto", "training device", choices=DEVICES)
     backend: str = spec("", "distributed backend (nccl, gloo); empty: a single process")
     nproc_per_node: int = spec(1, "processes to spawn on this machine (with backend)", min=1)

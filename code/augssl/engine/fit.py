@@ -29,8 +29,7 @@ def fit(session: Session, *, trainer: Engine, model: torch.nn.Module,
     ``final_metrics(loop)`` gives metrics to log once at the end (they also go in summary.json).
     """
     config = session.config
-    checkpoint_path, continue_run_id = (resolve_resume(config.resume) if config.resume
-                                        else (None, None))
+    resume_point = resolve_resume(config.resume) if config.resume else None
     loop = TrainingLoop(
         config=config, trainer=trainer, model=model, optimizer=optimizer, scheduler=scheduler,
         precision=session.precision, tracker=session.tracker,
@@ -43,12 +42,12 @@ def fit(session: Session, *, trainer: Engine, model: torch.nn.Module,
     loop.attach()
 
     def body() -> None:
-        if checkpoint_path is not None:
-            loop.resume_from(checkpoint_path)
+        if resume_point is not None:
+            loop.resume_from(resume_point)
         wall_time = loop.run(data, config.num_epochs, epoch_length)
         extra = final_metrics(loop) if final_metrics is not None else {}
         session.tracker.log_metrics(extra, loop.trainer.state.iteration)
         write_final_outputs(session, loop, examples(), wall_time, extra_summary=extra)
 
-    run_tracked(session, continue_run_id, body)
+    run_tracked(session, resume_point.run_id if resume_point else None, body)
     return loop

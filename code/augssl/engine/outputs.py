@@ -7,7 +7,7 @@ import json
 import torch
 
 from augssl.data.loaders import view
-from augssl.engine.model_export import export_final_model
+from augssl.engine.model_export import export_models
 
 
 def write_final_outputs(session, loop, augmented_examples: torch.Tensor, wall_time: float,
@@ -24,13 +24,16 @@ def write_final_outputs(session, loop, augmented_examples: torch.Tensor, wall_ti
                "run_id": tracker.run_id, **(extra_summary or {})}
     if not tracker.enabled:
         return summary
-    from augssl.engine.figures import save_augmented_grid, save_confusion_matrix
+    from augssl.engine.figures import augmented_grid, plot_confusion_matrix
 
-    save_confusion_matrix(matrix, session.bundle.classes, tracker.path("confusion_matrix.png"),
-                          f"test accuracy {summary['test_accuracy']:.4f}")
-    save_augmented_grid(augmented_examples, tracker.path("augmented_samples.png"))
-    export_final_model(loop.eval_model(), tracker, loop.model_metadata)
+    step = loop.trainer.state.iteration
+    tracker.log_figure(plot_confusion_matrix(matrix, session.bundle.classes,
+                                             f"test accuracy {summary['test_accuracy']:.4f}"),
+                       "confusion_matrix.png")
+    tracker.log_image(augmented_grid(augmented_examples), "augmented_samples.png", step)
+    export_models(loop.eval_model(), tracker, loop.model_metadata, session.config.register_model)
     tracker.path("summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    tracker.log_hparams(session.config, summary, step)
     print(f"{session.entry}: test accuracy {summary['test_accuracy']:.4f} "
           f"(run {tracker.run_id}, {wall_time:.1f} s)")
     return summary

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -18,7 +17,7 @@ from ignite.engine import Engine, Events
 
 from augssl.engine import checkpoint as ckpt
 from augssl.engine.evaluation import create_evaluator, evaluate
-from augssl.engine.model_export import save_model_file
+from augssl.engine.model_export import BEST_MODEL_FILE, save_model_file
 
 
 class NonFiniteLossError(RuntimeError):
@@ -44,7 +43,7 @@ class TrainingLoop:
     best_accuracy: float = -1.0
     last_results: dict = field(default_factory=dict)
     accuracy_history: dict = field(default_factory=dict)  # split -> accuracies, in order
-    last_checkpoint: Path | None = None
+    last_checkpoint: str | None = None  # where the newest checkpoint is stored
 
     def state_dict(self) -> dict:
         return {"best_accuracy": self.best_accuracy, "accuracy_history": self.accuracy_history}
@@ -110,9 +109,8 @@ class TrainingLoop:
     def _checkpoint(self, engine: Engine) -> None:
         self._guard_finite(engine)
         if self.tracker.enabled:
-            self.last_checkpoint = ckpt.save_checkpoint(
-                self.tracker.path(ckpt.CHECKPOINT_DIR), engine.state.iteration,
-                self.state_objects())
+            self.last_checkpoint = self.tracker.save_checkpoint(engine.state.iteration,
+                                                                self.state_objects())
 
     def _evaluate(self, engine: Engine) -> None:
         self._guard_finite(engine)
@@ -133,16 +131,16 @@ class TrainingLoop:
     def _save_best(self, step: int) -> None:
         if self.tracker.enabled:
             save_model_file(self.eval_model(), self.model_metadata,
-                            self.tracker.path("best_model.pt"), iteration=step,
+                            self.tracker.path(BEST_MODEL_FILE), iteration=step,
                             validation_accuracy=self.best_accuracy)
+            self.tracker.publish(BEST_MODEL_FILE)
 
     def _on_completed(self, engine: Engine) -> None:
         self._evaluate(engine)  # the final figures always come from the final weights
 
-    def resume_from(self, path: Path) -> None:
-        state = ckpt.load_checkpoint(path, map_location=next(self.model.parameters()).device)
+    def resume_from(self, point: ckpt.ResumePoint) -> None:
+        state, self.last_checkpoint = point.load(next(self.model.parameters()).device)
         ckpt.restore(state, self.state_objects())
-        self.last_checkpoint = path
         if self.on_resume is not None:
             self.on_resume(self.trainer.state)
 

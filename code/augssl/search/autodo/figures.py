@@ -3,13 +3,12 @@ the learned augmentation per operation."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from augssl.search.autodo.augment_model import (  # noqa: E402
     AFFINE_OPS,
@@ -17,15 +16,15 @@ from augssl.search.autodo.augment_model import (  # noqa: E402
     INIT_PROBABILITY_LOGIT,
 )
 
-__all__ = ["save_augment_parameters", "save_weight_histogram"]
+__all__ = ["plot_augment_parameters", "plot_weight_histogram"]
 
 
 def _sigmoid(x: float) -> float:
     return float(1 / (1 + np.exp(-x)))
 
 
-def save_weight_histogram(weights: np.ndarray, is_noisy: np.ndarray, path: Path,
-                          auc: float | None = None) -> None:
+def plot_weight_histogram(weights: np.ndarray, is_noisy: np.ndarray,
+                          auc: float | None = None) -> Figure:
     """Histograms of the learned weights of clean and of noisy images, on shared bins."""
     weights = np.asarray(weights, dtype=np.float64)
     is_noisy = np.asarray(is_noisy, dtype=bool)
@@ -33,7 +32,7 @@ def save_weight_histogram(weights: np.ndarray, is_noisy: np.ndarray, path: Path,
     if high - low < 1e-6:  # all equal (e.g. before any hyper step): still draw one visible bin
         low, high = low - 0.05, high + 0.05
     bins = np.linspace(low, high, 41)
-    figure, axis = plt.subplots(figsize=(6, 4))
+    figure, axis = plt.subplots(figsize=(6, 4), dpi=120)
     for mask, label, colour in ((~is_noisy, "clean label", "tab:blue"),
                                 (is_noisy, "noisy label", "tab:red")):
         if mask.any():
@@ -48,16 +47,15 @@ def save_weight_histogram(weights: np.ndarray, is_noisy: np.ndarray, path: Path,
     axis.set_title(title)
     axis.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    return figure
 
 
-def save_augment_parameters(probability: np.ndarray, magnitude: np.ndarray, mode: str,
-                            path: Path) -> None:
+def plot_augment_parameters(probability: np.ndarray, magnitude: np.ndarray, mode: str
+                            ) -> Figure:
     """Apply probability and magnitude of each affine op: bars for SHA's one row, box plots of
     the distribution over images for SEP. Dashed lines mark the initial values."""
     probability, magnitude = np.atleast_2d(probability), np.atleast_2d(magnitude)
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=120)
     positions = np.arange(len(AFFINE_OPS))
     panels = ((axes[0], probability, "apply probability", _sigmoid(INIT_PROBABILITY_LOGIT)),
               (axes[1], magnitude, "magnitude (fraction of the op's range)",
@@ -75,5 +73,4 @@ def save_augment_parameters(probability: np.ndarray, magnitude: np.ndarray, mode
     where = f"over {len(probability)} images (5-95%)" if mode == "SEP" else "shared by all images"
     figure.suptitle(f"learned augmentation ({mode}), {where}")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    return figure
