@@ -1,4 +1,4 @@
-"""Summarise the MLflow runs of an experiment into a results table, CSV and bar plot.
+"""Summarise the MLflow runs of an experiment into a results table, CSV, bar plot and curves.
 
 Example:
     python code/report.py --experiment ssl-fashionmnist --group-by policy,num_labelled_samples \
@@ -18,11 +18,13 @@ import sys
 from pathlib import Path
 
 from augssl.config import whole_number
-from augssl.engine.report import (
+from augssl.report import (
     SUMMARY_MODES,
     ReportError,
     build_report,
+    curve_data,
     format_markdown_table,
+    make_client,
     write_report,
 )
 
@@ -38,13 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--k", type=whole_number(1, "a whole number of evaluations"), default=5, help="number of last evaluations for median_last_k")
     parser.add_argument("--filter", default="", help="param equality clauses, e.g. 'entry=train;dataset=FashionMNIST'")
     parser.add_argument("--include-unfinished", action="store_true", help="also use runs that are not FINISHED")
-    parser.add_argument("--output-dir", default="", help="where to write report.{md,csv,png} "
+    parser.add_argument("--output-dir", default="",
+                        help="where to write report.{md,csv,png} and curves.png "
                         "(default: ./reports/<experiment name>)")
     parser.add_argument("--title", default="", help="title of the Markdown document and plot")
     parser.add_argument("--percent", action=argparse.BooleanOptionalAction, default=None,
                         help="show values in percent (default: on for accuracy/precision/recall/f1 in [0, 1])")
     parser.add_argument("--wall-time", action=argparse.BooleanOptionalAction, default=True,
                         help="add the mean wall_time_s column when runs log it")
+    parser.add_argument("--curves", action=argparse.BooleanOptionalAction, default=True,
+                        help="also draw curves.png: each group's metric against the step, "
+                        "mean ± std over its runs")
     return parser
 
 
@@ -74,9 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"report: warning: skipped run {run_id}: {reason}", file=sys.stderr)
     output_dir = Path(args.output_dir) if args.output_dir else default_output_dir(report.experiment_name)
     title = args.title or None
-    files = write_report(report, output_dir, title=title, percent=args.percent, wall_time=args.wall_time)
+    curves = curve_data(make_client(args.tracking_uri or None), report) if args.curves else None
+    files = write_report(report, output_dir, title=title, percent=args.percent,
+                         wall_time=args.wall_time, curves=curves)
     print(format_markdown_table(report, percent=args.percent, wall_time=args.wall_time))
-    print(f"report: wrote {files.markdown}, {files.csv}, {files.png}", file=sys.stderr)
+    written = [files.markdown, files.csv, files.png] + ([files.curves] if files.curves else [])
+    print(f"report: wrote {', '.join(map(str, written))}", file=sys.stderr)
     return 0
 
 

@@ -25,7 +25,7 @@ from augssl.analysis.executors import (EXECUTORS, ExecutorError, RayOptions, cho
 from augssl.analysis.runner import run_sweep
 from augssl.analysis.spec import SpecError, check_trials, find_spec_file, load_spec
 from augssl.config import whole_number
-from augssl.engine.report import ReportError, format_markdown_table
+from augssl.report import ReportError, format_markdown_table
 
 
 def resources(text: str) -> float:

@@ -65,7 +65,7 @@ def test_a_sweep_on_a_local_ray_makes_a_child_run_per_trial_and_a_rerun_skips_th
     assert {run.data.tags[runs.SEED_TAG] for run in trials} == {"0", "1"}
     client = mlflow.MlflowClient()
     assert {item.path for item in client.list_artifacts(parent.info.run_id, "report")} == {
-        "report/report.md", "report/report.csv", "report/report.png"}
+        "report/report.md", "report/report.csv", "report/report.png", "report/curves.png"}
     assert "| policy | test/accuracy (final, %) | n | wall time (s) |" in table
     assert "| cutout | " in table and " | 2 | " in table
 

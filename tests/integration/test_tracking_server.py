@@ -22,7 +22,7 @@ import predict
 import train
 from augssl.config import parse_params
 from augssl.engine.checkpoint import resolve_resume, save_checkpoint
-from augssl.engine.report import build_report
+from augssl.report import build_report
 from augssl.search.aws import PairPolicy, save_policy
 from augssl.search.aws.learned import resolve_learned_policy
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from augssl.engine import report as rp
+from augssl import report as rp
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow.entities import Metric, Param  # noqa: E402
@@ -345,7 +345,7 @@ def test_cli_treats_empty_strings_as_unset_and_uses_default_dir(store, report_ma
     out = capsys.readouterr().out
     assert "| all runs | 63.43 ± 15.10 | 7 | 160.0 |" in out  # 6 train runs + the CIFAR10 run
     assert sorted(p.name for p in (tmp_path / "reports" / EXPERIMENT).iterdir()) == [
-        "report.csv", "report.md", "report.png"]
+        "curves.png", "report.csv", "report.md", "report.png"]
 
 
 def test_cli_reports_errors_with_exit_code_2(store, report_main, capsys, tmp_path):

@@ -17,7 +17,7 @@ from augssl.analysis.runs import (experiment_id, latest_children, open_sweep_run
 from augssl.analysis.spec import ReportSpec, SweepSpec, Trial
 from augssl.analysis.sweep_report import build_sweep_report, publish
 from augssl.analysis.trial import TrialTask
-from augssl.engine.report import Report, ReportError
+from augssl.report import Report, ReportError
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 from augssl.analysis.entries import ENTRIES, entry_config, logged_params
 from augssl.config import ConfigError
-from augssl.engine.report import SUMMARY_MODES, ReportError, parse_filter, parse_group_by
+from augssl.report import SUMMARY_MODES, ReportError, parse_filter, parse_group_by
 
 SWEEPS_DIR = Path(__file__).resolve().parents[3] / "experiments" / "sweeps"
 # Sweep and report names become MLflow tag values in search filters and artifact folder names.

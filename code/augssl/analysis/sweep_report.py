@@ -6,12 +6,15 @@ from __future__ import annotations
 import tempfile
 
 from augssl.analysis.spec import ReportSpec
-from augssl.engine.report import (
+from augssl.report import (
     Report,
     ReportError,
+    curve_data,
     format_filter,
     format_markdown_table,
     group_runs,
+    matches,
+    runs_by_id,
     summarise_runs,
     write_report,
 )
@@ -22,9 +25,9 @@ ARTIFACT_FOLDER = "report"
 def build_sweep_report(client, experiment, trial_runs: list, spec: ReportSpec) -> Report:
     """``spec``'s table over ``trial_runs`` (the sweep's child runs) that are FINISHED and match
     its filter."""
-    runs = [run for run in trial_runs if run.info.status == "FINISHED"
-            and all(run.data.params.get(key) == value for key, value in spec.filters.items())]
-    if not runs:
+    trials = runs_by_id(client, experiment.experiment_id, [run.info.run_id for run in trial_runs])
+    runs = trials[(trials["status"] == "FINISHED") & matches(trials, spec.filters)]
+    if runs.empty:
         where = f" matching filter {format_filter(spec.filters)!r}" if spec.filters else ""
         raise ReportError(f"no FINISHED trial{where} to report on.")
     values, skipped = summarise_runs(client, runs, spec.metric, spec.summary, spec.k)
@@ -35,9 +38,10 @@ def build_sweep_report(client, experiment, trial_runs: list, spec: ReportSpec) -
 
 
 def publish(client, sweep_run_id: str, report: Report, spec: ReportSpec) -> str:
-    """Log report.{md,csv,png} to the sweep run; returns the Markdown table."""
+    """Log report.{md,csv,png} and curves.png to the sweep run; returns the Markdown table."""
     folder = f"{ARTIFACT_FOLDER}/{spec.name}" if spec.name else ARTIFACT_FOLDER
     with tempfile.TemporaryDirectory(prefix="augssl-report-") as directory:
-        write_report(report, directory, title=spec.title or None, percent=spec.percent)
+        write_report(report, directory, title=spec.title or None, percent=spec.percent,
+                     curves=curve_data(client, report))
         client.log_artifacts(sweep_run_id, directory, folder)
     return format_markdown_table(report, percent=spec.percent)

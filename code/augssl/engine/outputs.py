@@ -12,12 +12,15 @@ from augssl.engine.model_export import export_models
 
 def write_final_outputs(session, loop, augmented_examples: torch.Tensor, wall_time: float,
                         extra_summary: dict | None = None) -> dict:
-    """Log the wall time, write the run's figures, models and summary.json; returns the summary.
+    """Log the wall time and the training iterations, write the run's figures, models and
+    summary.json; returns the summary.
 
     ``augmented_examples`` is a uint8 batch of training images as the model saw them.
     """
     tracker = session.tracker
-    tracker.log_metrics({"wall_time_s": wall_time}, loop.trainer.state.iteration)
+    # The iterations beside the wall time give a report its steps/s (augssl.report.summaries).
+    iterations = loop.trainer.state.iteration
+    tracker.log_metrics({"wall_time_s": wall_time, "train/iterations": iterations}, iterations)
     test_metrics, matrix = loop.last_results["test"]
     summary = {"test_accuracy": test_metrics["test/accuracy"],
                "best_validation_accuracy": loop.best_accuracy, "wall_time_s": wall_time,

@@ -1,0 +1,70 @@
+"""A report from start to end: collect, filter, summarise and group the runs; write the files."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from augssl.report.curves import Curve
+from augssl.report.options import parse_filter, parse_group_by
+from augssl.report.plots import plot_curves, plot_report
+from augssl.report.runs import collect_runs, make_client, resolve_experiment
+from augssl.report.summaries import summarise_runs
+from augssl.report.tables import Report, format_markdown_document, group_runs, write_csv
+
+
+def build_report(experiment: str, *, tracking_uri: str | None = None,
+                 metric: str = "test/accuracy", summary: str = "final", k: int = 5,
+                 group_by: str | Sequence[str] | None = (),
+                 filters: str | Mapping[str, str] | None = None,
+                 include_unfinished: bool = False) -> Report:
+    """Collect, filter, summarise and group the runs of ``experiment`` (name or id)."""
+    group_keys = parse_group_by(group_by)
+    filter_map = (parse_filter(filters) if isinstance(filters, str) or filters is None
+                  else dict(filters))
+    client = make_client(tracking_uri)
+    found = resolve_experiment(client, experiment)
+    runs = collect_runs(client, found, filter_map, include_unfinished)
+    values, skipped = summarise_runs(client, runs, metric, summary, k)
+    return Report(
+        experiment_name=found.name,
+        experiment_id=found.experiment_id,
+        metric=metric,
+        summary=summary,
+        k=k,
+        group_by=group_keys,
+        filters=filter_map,
+        groups=group_runs(values, group_keys),
+        skipped=tuple(skipped),
+    )
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    markdown: Path
+    csv: Path
+    png: Path
+    curves: Path | None = None
+    """curves.png, when curves with steps were given."""
+
+
+def write_report(report: Report, output_dir: str | Path, *, title: str | None = None,
+                 percent: bool | None = None, wall_time: bool = True,
+                 curves: Sequence[Curve] | None = None) -> ReportFiles:
+    """Write report.md, report.csv and report.png into ``output_dir`` (created if needed), and
+    curves.png when ``curves`` (see ``curve_data``) has a curve with steps."""
+    directory = Path(output_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    drawn = curves is not None and any(curve.steps for curve in curves)
+    files = ReportFiles(markdown=directory / "report.md", csv=directory / "report.csv",
+                        png=directory / "report.png",
+                        curves=directory / "curves.png" if drawn else None)
+    files.markdown.write_text(format_markdown_document(
+        report, title=title, percent=percent, wall_time=wall_time, image_name=files.png.name,
+        curves_name=files.curves.name if files.curves else None))
+    write_csv(report, files.csv)
+    plot_report(report, files.png, title=title, percent=percent)
+    if files.curves:
+        plot_curves(report, curves, files.curves, title=title, percent=percent)
+    return files
