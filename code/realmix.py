@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
 
+# isort: split
+
 import re
 import statistics
 import sys
@@ -40,9 +42,17 @@ from augssl.engine.fit import fit
 from augssl.engine.optim import build_optimizer, build_scheduler
 from augssl.engine.outputs import augmented_examples
 from augssl.engine.session import open_session
-from augssl.semisup.mixmatch import (confidence_mask, decay_weights, frozen_batchnorm_statistics,
-                                 guess_labels, masked_squared_error, mixup, mixup_lambdas, ramp,
-                                 soft_cross_entropy)
+from augssl.semisup.mixmatch import (
+    confidence_mask,
+    decay_weights,
+    frozen_batchnorm_statistics,
+    guess_labels,
+    masked_squared_error,
+    mixup,
+    mixup_lambdas,
+    ramp,
+    soft_cross_entropy,
+)
 from augssl.semisup.tsa import tsa_threshold
 
 ENTRY = "realmix"

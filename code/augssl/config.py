@@ -112,9 +112,11 @@ def _check_range(name: str, value: Any, meta: dict) -> None:
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"{name}={item!r} is not allowed: expected one of {choices}.{hint}")
         if meta.get("min") is not None and item < meta["min"]:
-            raise ConfigError(f"{name}={item!r} is out of range: expected a value >= {meta['min']}.")
+            raise ConfigError(f"{name}={item!r} is out of range: expected a value >= "
+                              f"{meta['min']}.")
         if meta.get("max") is not None and item > meta["max"]:
-            raise ConfigError(f"{name}={item!r} is out of range: expected a value <= {meta['max']}.")
+            raise ConfigError(f"{name}={item!r} is out of range: expected a value <= "
+                              f"{meta['max']}.")
 
 
 def field_names(config_cls: type) -> dict[str, str]:

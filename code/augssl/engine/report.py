@@ -114,7 +114,8 @@ def parse_filter(text: str | None) -> dict[str, str]:
 
 
 def parse_group_by(text: str | Sequence[str] | None) -> tuple[str, ...]:
-    """Parse ``"policy,num_labelled_samples"`` (or a list) into a tuple of keys; empty means no grouping."""
+    """Parse ``"policy,num_labelled_samples"`` (or a list) into a tuple of keys; empty means no
+    grouping."""
     items = text.split(",") if isinstance(text, str) else (text or ())
     keys = tuple(item.strip() for item in items if item.strip())
     duplicates = sorted(key for key, count in Counter(keys).items() if count > 1)
@@ -132,7 +133,8 @@ def format_filter(filters: Mapping[str, str]) -> str:
 
 
 def validation_counterpart(metric: str) -> str:
-    """``test/X`` -> ``validation/X`` (any split is mapped); validation metrics map to themselves."""
+    """``test/X`` -> ``validation/X`` (any split is mapped); validation metrics map to
+    themselves."""
     split, sep, name = metric.partition("/")
     if not sep or not name:
         raise ReportError(
@@ -172,7 +174,8 @@ def best_validation_value(target_history: Iterable, validation_history: Iterable
     # A diverged evaluation logs NaN, which would otherwise win or block every comparison.
     validation = [m for m in _ordered(validation_history) if not math.isnan(m.value)]
     if not validation:
-        raise ReportError("cannot pick a best validation step: the validation history is empty or all NaN")
+        raise ReportError("cannot pick a best validation step: the validation history is empty "
+                          "or all NaN")
     best = validation[0]
     for entry in validation[1:]:
         if entry.value > best.value:
@@ -276,7 +279,8 @@ def _all_pages(search, *args, **kwargs) -> list:
 
 def collect_runs(client, experiment, filters: Mapping[str, str] | None = None,
                  include_unfinished: bool = False) -> list:
-    """Runs of an MLflow experiment entity that are FINISHED (unless ``include_unfinished``) and match ``filters``.
+    """Runs of an MLflow experiment entity that are FINISHED (unless ``include_unfinished``) and
+    match ``filters``.
 
     Filtering is exact string equality on params, done here rather than in an MLflow
     filter string so values need no quoting and a miss can be explained.
@@ -291,7 +295,8 @@ def collect_runs(client, experiment, filters: Mapping[str, str] | None = None,
         detail = ", ".join(f"{count} {status}" for status, count in sorted(states.items()))
         hint = " (pass --include-unfinished to use them)" if all_runs else ""
         raise ReportError(
-            f"experiment {experiment.name!r} has no FINISHED runs; found {detail or 'no runs at all'}{hint}"
+            f"experiment {experiment.name!r} has no FINISHED runs; found "
+            f"{detail or 'no runs at all'}{hint}"
         )
     matching = [r for r in eligible if _matches(r.data.params, filters)]
     if not matching:
@@ -308,7 +313,8 @@ def _no_match_message(runs: Sequence, filters: Mapping[str, str]) -> str:
     for key, wanted in filters.items():
         seen = sorted({r.data.params[key] for r in runs if key in r.data.params})
         if not seen:
-            lines.append(f"  {key!r} is not a param of any run{_closest_hint(key, _param_keys(runs))}.")
+            lines.append(f"  {key!r} is not a param of any run"
+                         f"{_closest_hint(key, _param_keys(runs))}.")
         elif wanted not in seen:
             lines.append(f"  {key}={wanted!r} never occurs; values present: {', '.join(seen)}.")
     lines.append("Check the filter clauses ('key=value' joined by ';', exact string match).")
@@ -332,7 +338,8 @@ def summarise_runs(client, runs: Sequence, metric: str, summary: str, k: int = 5
                    ) -> tuple[list[RunValue], list[tuple[str, str]]]:
     """Summarise each run; runs that cannot be summarised are returned as (run_id, reason)."""
     if summary not in SUMMARY_MODES:
-        raise ReportError(f"unknown summary {summary!r}; expected one of {', '.join(SUMMARY_MODES)}")
+        raise ReportError(f"unknown summary {summary!r}; expected one of "
+                          f"{', '.join(SUMMARY_MODES)}")
     if summary == "median_last_k" and k < 1:
         raise ReportError(f"k must be a positive number of evaluations, got {k}")
     required = [metric]
@@ -408,7 +415,8 @@ def build_report(experiment: str, *, tracking_uri: str | None = None, metric: st
                  include_unfinished: bool = False) -> Report:
     """Collect, filter, summarise and group the runs of ``experiment`` (name or id)."""
     group_keys = parse_group_by(group_by)
-    filter_map = parse_filter(filters) if isinstance(filters, str) or filters is None else dict(filters)
+    filter_map = (parse_filter(filters) if isinstance(filters, str) or filters is None
+                  else dict(filters))
     client = make_client(tracking_uri)
     found = resolve_experiment(client, experiment)
     runs = collect_runs(client, found, filter_map, include_unfinished)
@@ -436,7 +444,8 @@ def is_fraction_metric_name(metric: str) -> bool:
 
 
 def use_percent(report: Report, percent: bool | None = None) -> bool:
-    """Explicit choice wins; otherwise percent for accuracy-like names whose values lie in [0, 1]."""
+    """Explicit choice wins; otherwise percent for accuracy-like names whose values lie in
+    [0, 1]."""
     if percent is not None:
         return percent
     values = [v for g in report.groups for v in g.values if not math.isnan(v)]
@@ -460,7 +469,8 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def format_markdown_table(report: Report, *, percent: bool | None = None, wall_time: bool = True) -> str:
+def format_markdown_table(report: Report, *, percent: bool | None = None,
+                          wall_time: bool = True) -> str:
     """Markdown table with one row per group: group keys, metric mean ± std, n, mean wall time."""
     as_percent = use_percent(report, percent)
     metric_header = f"{report.metric} ({summary_label(report)}{', %' if as_percent else ''})"
@@ -482,14 +492,16 @@ def format_markdown_table(report: Report, *, percent: bool | None = None, wall_t
     return "\n".join(lines)
 
 
-def format_markdown_document(report: Report, *, title: str | None = None, percent: bool | None = None,
-                             wall_time: bool = True, image_name: str | None = "report.png") -> str:
+def format_markdown_document(report: Report, *, title: str | None = None,
+                             percent: bool | None = None, wall_time: bool = True,
+                             image_name: str | None = "report.png") -> str:
     heading = title or default_title(report)
     details = [f"- experiment: `{report.experiment_name}` (id {report.experiment_id})",
                f"- metric: `{report.metric}`, summary: `{summary_label(report)}`",
                f"- filter: `{format_filter(report.filters) or '(none)'}`",
                f"- runs: {sum(g.n for g in report.groups)}"
-               + (f" ({len(report.skipped)} matching runs could not be summarised)" if report.skipped else "")]
+               + (f" ({len(report.skipped)} matching runs could not be summarised)"
+                  if report.skipped else "")]
     parts = [f"# {heading}", "\n".join(details),
              format_markdown_table(report, percent=percent, wall_time=wall_time)]
     if image_name:
@@ -583,7 +595,8 @@ def plot_report(report: Report, path: str | Path, *, title: str | None = None,
         axes.bar(positions, means, width=width, yerr=errors, capsize=4, label=series_label or None)
     crowded = sum(len(label) for label in layout.x_labels) > 60
     axes.set_xticks(range(len(layout.x_labels)))
-    axes.set_xticklabels(layout.x_labels, rotation=30 if crowded else 0, ha="right" if crowded else "center")
+    axes.set_xticklabels(layout.x_labels, rotation=30 if crowded else 0,
+                         ha="right" if crowded else "center")
     axes.set_xlabel(layout.x_name)
     axes.set_ylabel(f"{report.metric} ({summary_label(report)}){' [%]' if as_percent else ''}")
     axes.set_title(title or default_title(report))
@@ -602,8 +615,8 @@ def write_report(report: Report, output_dir: str | Path, *, title: str | None = 
     directory.mkdir(parents=True, exist_ok=True)
     files = ReportFiles(markdown=directory / "report.md", csv=directory / "report.csv",
                         png=directory / "report.png")
-    files.markdown.write_text(format_markdown_document(report, title=title, percent=percent,
-                                                       wall_time=wall_time, image_name=files.png.name))
+    files.markdown.write_text(format_markdown_document(
+        report, title=title, percent=percent, wall_time=wall_time, image_name=files.png.name))
     write_csv(report, files.csv)
     plot_report(report, files.png, title=title, percent=percent)
     return files

@@ -14,8 +14,13 @@ import torch
 from augssl.augment import AugmentSpec, build_batch_transform, build_pil_transform, fill_from_mean
 from augssl.augment.policy_schemes import policy_reference
 from augssl.config import ConfigError
-from augssl.data.loaders import (BatchPreparer, DeviceBatches, derived_seed, images_as_tensor,
-                                 worker_batches)
+from augssl.data.loaders import (
+    BatchPreparer,
+    DeviceBatches,
+    derived_seed,
+    images_as_tensor,
+    worker_batches,
+)
 from augssl.data.sources import load_dataset
 from augssl.data.splits import Splits, make_splits
 from augssl.engine.amp import Precision
