@@ -1,12 +1,13 @@
 # Every target creates .venv on first use; `make demo` and `make test` need nothing installed
-# beforehand but Python 3.11 (and root or sudo for the Fashion-MNIST Debian package).
+# beforehand but Python 3.11 (and root or sudo for the Fashion-MNIST Debian package). `make test`
+# runs the lint (`make lint`: ruff, configured in pyproject.toml) before the tests.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: demo test bench data clean-runs
+.PHONY: demo lint test bench data clean-runs
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,7 +27,10 @@ data:
 demo: $(STAMP) data
 	$(PY) code/demo.py
 
-test: $(STAMP) data
+lint: $(STAMP)
+	$(PY) -m ruff check code tests bench
+
+test: $(STAMP) lint data
 	$(PY) -m pytest -q
 
 bench: $(STAMP) data

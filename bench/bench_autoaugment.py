@@ -45,7 +45,8 @@ def make_images(num_images: int, seed: int = 0) -> torch.Tensor:
     """Smooth random colour images with some texture, uint8 (N, 3, 32, 32)."""
     generator = torch.Generator().manual_seed(seed)
     coarse = torch.rand(num_images, 3, 6, 6, generator=generator) * 255
-    smooth = F.interpolate(coarse, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False)
+    smooth = F.interpolate(coarse, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear",
+                           align_corners=False)
     texture = torch.randn(num_images, 3, IMAGE_SIZE, IMAGE_SIZE, generator=generator) * 12
     return (smooth + texture).clamp(0, 255).round().to(torch.uint8)
 
@@ -70,7 +71,8 @@ def run(
     """Time the methods; returns images/s per method, the batched/torchvision ratio and context."""
     if num_images < 1 or batch_size < 1 or rounds < 1:
         raise ValueError(
-            f"num_images, batch_size and rounds must be >= 1, got {num_images}, {batch_size}, {rounds}"
+            "num_images, batch_size and rounds must be >= 1, got "
+            f"{num_images}, {batch_size}, {rounds}"
         )
     images = make_images(num_images, seed)
     pil_images = _to_pil(images)
@@ -122,9 +124,11 @@ def main() -> None:
     parser.add_argument("--num-images", type=int, default=4096)
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--skip-augssl-pil", action="store_true", help="do not time augssl's PIL version")
+    parser.add_argument("--skip-augssl-pil", action="store_true",
+                        help="do not time augssl's PIL version")
     args = parser.parse_args()
-    result = run(args.num_images, args.batch_size, args.rounds, include_ours_pil=not args.skip_augssl_pil)
+    result = run(args.num_images, args.batch_size, args.rounds,
+                 include_ours_pil=not args.skip_augssl_pil)
     print(
         f"{result['num_images']} images of 32x32 RGB, batch size {result['batch_size']}, "
         f"torch threads {result['torch_threads']}, OMP_WAIT_POLICY {result['omp_wait_policy']}, "
@@ -139,7 +143,8 @@ def main() -> None:
         if rate is not None:
             print(f"{label + ':':50s} {rate:9.0f} images/s")
     print(
-        f"autoaugment batched/torchvision-PIL ratio: {result['ratio_batched_over_torchvision']:.1f}x "
+        "autoaugment batched/torchvision-PIL ratio: "
+        f"{result['ratio_batched_over_torchvision']:.1f}x "
         f"(goal >= {RATIO_GOAL:g}x)"
     )
 

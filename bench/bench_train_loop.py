@@ -18,6 +18,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "code"))
 
 import augssl  # noqa: E402,F401  (first: it sets the OpenMP wait policy before torch loads)
+
+# isort: split
+
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from ignite.engine import Engine  # noqa: E402
@@ -73,7 +76,7 @@ def time_plain(config, bundle, images, targets, steps: int) -> float:
 
 
 def run(steps: int = 150, repeats: int = 3, network: str = "smallcnn") -> dict:
-    config = parse_params(f"batch_size=128;log_every=10;checkpoint_every=100000;eval_every=1000",
+    config = parse_params("batch_size=128;log_every=10;checkpoint_every=100000;eval_every=1000",
                           train.TrainConfig, dataset="FashionMNIST", network=network)
     bundle = load_dataset("FashionMNIST")
     images = images_as_tensor(bundle.train.images)

@@ -17,6 +17,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "code"))
 
 import augssl  # noqa: E402,F401  (first: it sets the OpenMP wait policy before torch loads)
+
+# isort: split
+
 import ignite.distributed as idist  # noqa: E402
 from ignite.engine import Engine  # noqa: E402
 

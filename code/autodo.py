@@ -1,4 +1,4 @@
-"""AutoDO (Gudovskiy et al., CVPR 2021): learned augmentation and loss for biased training data.
+r"""AutoDO (Gudovskiy et al., CVPR 2021): learned augmentation and loss for biased training data.
 
 The training set is biased first (imbalance ratio ``ir``, label noise ratio ``nr``, drawn from
 ``seed`` and ``run``); a clean, class-balanced validation split is held out before and is never
@@ -36,6 +36,8 @@ with ``augssl.data.bias.load_biased_split``) and, when tables are learned,
 from __future__ import annotations
 
 import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
+
+# isort: split
 
 from dataclasses import dataclass
 

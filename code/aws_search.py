@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
 
+# isort: split
+
 import copy
 import json
 import math

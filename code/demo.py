@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
 
+# isort: split
+
 import json
 import os
 import subprocess
@@ -18,17 +20,17 @@ import mlflow
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = "demo"
-DEMO_PARAMS = ("num_labelled_samples=100;num_validation_samples=1000;batch_size=32;epoch_length=100;"
-               "num_epochs=5;learning_rate=0.05;weight_decay=5e-4;policy=cutout;cutout_size=8;"
-               "seed=0;log_every=20")
+DEMO_PARAMS = ("num_labelled_samples=100;num_validation_samples=1000;batch_size=32;"
+               "epoch_length=100;num_epochs=5;learning_rate=0.05;weight_decay=5e-4;"
+               "policy=cutout;cutout_size=8;seed=0;log_every=20")
 UDA2_PARAMS = DEMO_PARAMS + ";unlabelled_batch_size=96;strong_policy=randaugment"
 
 
 def run_entry(entry: str, dataset: str, network: str, params: str) -> str:
     """Run one entry through `mlflow run` (local environment); returns its run id."""
-    command = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", entry, "--env-manager", "local",
-               "--experiment-name", EXPERIMENT, "-P", f"dataset={dataset}",
-               "-P", f"network={network}", "-P", f"params={params}"]
+    command = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", entry,
+               "--env-manager", "local", "--experiment-name", EXPERIMENT,
+               "-P", f"dataset={dataset}", "-P", f"network={network}", "-P", f"params={params}"]
     print("$ mlflow", " ".join(command[3:-1]), repr(command[-1]), flush=True)
     before = {r.info.run_id for r in _runs()}
     # `mlflow run --env-manager local` starts `python` from PATH: make it this environment's

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
 
+# isort: split
+
 from dataclasses import dataclass
 
 import ignite.distributed as idist
@@ -42,8 +44,8 @@ from augssl.engine.fit import fit
 from augssl.engine.optim import build_optimizer, build_scheduler, weight_decay_groups
 from augssl.engine.outputs import augmented_examples
 from augssl.engine.session import open_session
-from augssl.ssl.fixmatch import pseudo_label_accuracy, pseudo_label_loss
-from augssl.ssl.views import forward_views
+from augssl.semisup.fixmatch import pseudo_label_accuracy, pseudo_label_loss
+from augssl.semisup.views import forward_views
 
 ENTRY = "fixmatch"
 

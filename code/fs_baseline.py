@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
 
+# isort: split
+
 import torch
 
 from realmix import main

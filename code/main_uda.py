@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
 
+# isort: split
+
 from dataclasses import dataclass
 
 import ignite.distributed as idist
@@ -29,9 +31,9 @@ from augssl.engine.fit import fit
 from augssl.engine.optim import build_optimizer, build_scheduler
 from augssl.engine.outputs import augmented_examples
 from augssl.engine.session import open_session
-from augssl.ssl.consistency import CONSISTENCY_CRITERIA, consistency_loss, entropy
-from augssl.ssl.tsa import TSA_SCHEDULES, annealed_cross_entropy, tsa_threshold
-from augssl.ssl.views import forward_views
+from augssl.semisup.consistency import CONSISTENCY_CRITERIA, consistency_loss, entropy
+from augssl.semisup.tsa import TSA_SCHEDULES, annealed_cross_entropy, tsa_threshold
+from augssl.semisup.views import forward_views
 
 ENTRY = "main_uda"
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
 
+# isort: split
+
 from dataclasses import dataclass
 from functools import partial
 

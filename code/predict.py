@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
 
+# isort: split
+
 import argparse
 import sys
 from pathlib import Path

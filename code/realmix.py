@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
 
+# isort: split
+
 import re
 import statistics
 import sys
@@ -40,10 +42,18 @@ from augssl.engine.fit import fit
 from augssl.engine.optim import build_optimizer, build_scheduler
 from augssl.engine.outputs import augmented_examples
 from augssl.engine.session import open_session
-from augssl.ssl.mixmatch import (confidence_mask, decay_weights, frozen_batchnorm_statistics,
-                                 guess_labels, masked_squared_error, mixup, mixup_lambdas, ramp,
-                                 soft_cross_entropy)
-from augssl.ssl.tsa import tsa_threshold
+from augssl.semisup.mixmatch import (
+    confidence_mask,
+    decay_weights,
+    frozen_batchnorm_statistics,
+    guess_labels,
+    masked_squared_error,
+    mixup,
+    mixup_lambdas,
+    ramp,
+    soft_cross_entropy,
+)
+from augssl.semisup.tsa import tsa_threshold
 
 ENTRY = "realmix"
 # the original's supervised baselines, trained like realmix on the labelled images alone:

@@ -1,4 +1,4 @@
-"""Summarise the MLflow runs of an experiment into a results table, CSV, bar plot and curves.
+r"""Summarise the MLflow runs of an experiment into a results table, CSV, bar plot and curves.
 
 Example:
     python code/report.py --experiment ssl-fashionmnist --group-by policy,num_labelled_samples \
@@ -11,6 +11,8 @@ Empty strings for --group-by, --filter, --tracking-uri, --output-dir and --title
 from __future__ import annotations
 
 import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
+
+# isort: split
 
 import argparse
 import re
@@ -30,22 +32,29 @@ from augssl.report import (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiment", required=True, help="MLflow experiment name or id")
-    parser.add_argument("--tracking-uri", default="", help="MLflow tracking URI (default: MLflow's default)")
-    parser.add_argument("--group-by", default="", help="comma-separated param keys, e.g. policy,num_labelled_samples")
+    parser.add_argument("--tracking-uri", default="",
+                        help="MLflow tracking URI (default: MLflow's default)")
+    parser.add_argument("--group-by", default="",
+                        help="comma-separated param keys, e.g. policy,num_labelled_samples")
     parser.add_argument("--metric", default="test/accuracy", help="metric name, e.g. test/accuracy")
     parser.add_argument("--summary", default="final", choices=SUMMARY_MODES,
                         help="how one run's metric history becomes one number")
-    parser.add_argument("--k", type=whole_number(1, "a whole number of evaluations"), default=5, help="number of last evaluations for median_last_k")
-    parser.add_argument("--filter", default="", help="param equality clauses, e.g. 'entry=train;dataset=FashionMNIST'")
-    parser.add_argument("--include-unfinished", action="store_true", help="also use runs that are not FINISHED")
+    parser.add_argument("--k", type=whole_number(1, "a whole number of evaluations"), default=5,
+                        help="number of last evaluations for median_last_k")
+    parser.add_argument("--filter", default="",
+                        help="param equality clauses, e.g. 'entry=train;dataset=FashionMNIST'")
+    parser.add_argument("--include-unfinished", action="store_true",
+                        help="also use runs that are not FINISHED")
     parser.add_argument("--output-dir", default="",
                         help="where to write report.{md,csv,png} and curves.png "
                         "(default: ./reports/<experiment name>)")
     parser.add_argument("--title", default="", help="title of the Markdown document and plot")
     parser.add_argument("--percent", action=argparse.BooleanOptionalAction, default=None,
-                        help="show values in percent (default: on for accuracy/precision/recall/f1 in [0, 1])")
+                        help="show values in percent (default: on for "
+                             "accuracy/precision/recall/f1 in [0, 1])")
     parser.add_argument("--wall-time", action=argparse.BooleanOptionalAction, default=True,
                         help="add the mean wall_time_s column when runs log it")
     parser.add_argument("--curves", action=argparse.BooleanOptionalAction, default=True,
@@ -78,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for run_id, reason in report.skipped:
         print(f"report: warning: skipped run {run_id}: {reason}", file=sys.stderr)
-    output_dir = Path(args.output_dir) if args.output_dir else default_output_dir(report.experiment_name)
+    output_dir = (Path(args.output_dir) if args.output_dir
+                  else default_output_dir(report.experiment_name))
     title = args.title or None
     curves = curve_data(make_client(args.tracking_uri or None), report) if args.curves else None
     files = write_report(report, output_dir, title=title, percent=args.percent,

@@ -1,4 +1,4 @@
-"""Run the trials of a sweep spec as child runs of one MLflow run, then make its results tables.
+r"""Run the trials of a sweep spec as child runs of one MLflow run, then make its results tables.
 
     python code/sweep.py experiments/sweeps/fashion_mnist_train.toml
     python code/sweep.py fashion_mnist_uda --executor inprocess    # a spec in experiments/sweeps/
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
 
+# isort: split
+
 import argparse
 import math
 import shlex
@@ -20,8 +22,14 @@ import sys
 from functools import partial
 
 from augssl.analysis.entries import ENTRIES
-from augssl.analysis.executors import (EXECUTORS, ExecutorError, RayOptions, choose_executor,
-                                       run_inprocess, run_on_ray)
+from augssl.analysis.executors import (
+    EXECUTORS,
+    ExecutorError,
+    RayOptions,
+    choose_executor,
+    run_inprocess,
+    run_on_ray,
+)
 from augssl.analysis.runner import run_sweep
 from augssl.analysis.spec import SpecError, check_trials, find_spec_file, load_spec
 from augssl.config import whole_number

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
 
+# isort: split
+
 from dataclasses import dataclass
 
 import ignite.distributed as idist

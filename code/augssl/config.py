@@ -12,7 +12,7 @@ import difflib
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 class ConfigError(ValueError):
@@ -21,11 +21,12 @@ class ConfigError(ValueError):
 
 def spec(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
          max: float | None = None, aliases: tuple[str, ...] = (),
-         open_choices: tuple[str, ...] = ()) -> Any:
+         open_choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()) -> Any:
     """A config field with its documentation and the checks its values must pass.
 
-    ``open_choices`` are forms like ``"aws:<run id or file>"``: besides ``choices``, any value
-    starting with the text before ``<`` is accepted (the entry checks the rest before training).
+    ``open_choices`` are forms like ``"aws:<run id or file>"``, or a function that lists them
+    when they are first needed: besides ``choices``, any value starting with the text before
+    ``<`` is accepted (the entry checks the rest before training).
     """
     meta = {"help": help, "choices": choices, "min": min, "max": max, "aliases": aliases,
             "open_choices": open_choices}
@@ -92,23 +93,30 @@ def _convert(text: str, annotation: Any) -> Any:
     raise TypeError(f"unsupported config type {annotation!r}")
 
 
+def _open_choices(meta: dict) -> tuple[str, ...]:
+    forms = meta.get("open_choices", ())
+    return forms() if callable(forms) else forms
+
+
 def _check_range(name: str, value: Any, meta: dict) -> None:
     if value is None:
         return
     values = value if isinstance(value, tuple) else (value,)
-    open_choices = meta.get("open_choices", ())
     for item in values:
-        if any(str(item).startswith(form.split("<")[0]) for form in open_choices):
-            continue
         if meta.get("choices") is not None and item not in meta["choices"]:
+            open_choices = _open_choices(meta)
+            if any(str(item).startswith(form.split("<")[0]) for form in open_choices):
+                continue
             choices = ", ".join(map(str, (*meta["choices"], *open_choices)))
             close = difflib.get_close_matches(str(item), [str(c) for c in meta["choices"]], n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"{name}={item!r} is not allowed: expected one of {choices}.{hint}")
         if meta.get("min") is not None and item < meta["min"]:
-            raise ConfigError(f"{name}={item!r} is out of range: expected a value >= {meta['min']}.")
+            raise ConfigError(f"{name}={item!r} is out of range: expected a value >= "
+                              f"{meta['min']}.")
         if meta.get("max") is not None and item > meta["max"]:
-            raise ConfigError(f"{name}={item!r} is out of range: expected a value <= {meta['max']}.")
+            raise ConfigError(f"{name}={item!r} is out of range: expected a value <= "
+                              f"{meta['max']}.")
 
 
 def field_names(config_cls: type) -> dict[str, str]:
@@ -211,8 +219,7 @@ def describe_params(config_cls: type) -> str:
         meta = f.metadata
         extra = []
         if meta.get("choices"):
-            extra.append("one of " + "|".join(map(str, (*meta["choices"],
-                                                        *meta.get("open_choices", ())))))
+            extra.append("one of " + "|".join(map(str, (*meta["choices"], *_open_choices(meta)))))
         if meta.get("aliases"):
             extra.append("alias " + ", ".join(meta["aliases"]))
         suffix = f" ({'; '.join(extra)})" if extra else ""

@@ -16,6 +16,7 @@ CODE = Path(__file__).resolve().parents[2] / "code"
 
 def kill_after(iteration: int) -> None:
     import augssl  # noqa: F401  (first, as in the entry scripts: it sets up OpenMP before torch)
+    # isort: split
     import mlflow
     from ignite.engine import Events
 

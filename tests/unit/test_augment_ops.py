@@ -44,7 +44,9 @@ BLEND_OPS = ("Brightness", "Contrast", "Color", "Sharpness")
 FRACTIONS = (0.0, 1 / 9, 4 / 9, 2 / 3, 1.0)
 # Fill colours by channel count: Fashion-MNIST's and CIFAR-10's mean pixel in uint8.
 FILLS = {1: (73,), 3: (125, 123, 114)}
-GEOMETRIC_ARGUMENTS = {"ShearX": 0.3, "ShearY": -0.3, "TranslateX": 0.4, "TranslateY": -0.4, "Rotate": 30.0}
+GEOMETRIC_ARGUMENTS = {
+    "ShearX": 0.3, "ShearY": -0.3, "TranslateX": 0.4, "TranslateY": -0.4, "Rotate": 30.0
+}
 
 
 def smooth_images(count: int, channels: int, size: int, seed: int) -> torch.Tensor:
@@ -59,7 +61,9 @@ def smooth_images(count: int, channels: int, size: int, seed: int) -> torch.Tens
 def digit_images(count: int, channels: int, size: int) -> torch.Tensor:
     """sklearn's 8x8 handwritten digits, upscaled: large flat regions and hard edges."""
     digits = torch.from_numpy(load_digits().images[:count]).float() * (255 / 16)
-    upscaled = F.interpolate(digits.unsqueeze(1), size=(size, size), mode="bilinear", align_corners=False)
+    upscaled = F.interpolate(
+        digits.unsqueeze(1), size=(size, size), mode="bilinear", align_corners=False
+    )
     if channels == 3:
         tint = torch.tensor([1.0, 0.8, 0.55]).view(1, 3, 1, 1)
         upscaled = upscaled * tint + 20
@@ -75,8 +79,12 @@ def gradient_images(channels: int, size: int) -> torch.Tensor:
 
 
 IMAGE_SETS = {
-    "rgb32": lambda: torch.cat([smooth_images(4, 3, 32, 0), digit_images(2, 3, 32), gradient_images(3, 32)]),
-    "grey28": lambda: torch.cat([smooth_images(4, 1, 28, 1), digit_images(2, 1, 28), gradient_images(1, 28)]),
+    "rgb32": lambda: torch.cat(
+        [smooth_images(4, 3, 32, 0), digit_images(2, 3, 32), gradient_images(3, 32)]
+    ),
+    "grey28": lambda: torch.cat(
+        [smooth_images(4, 1, 28, 1), digit_images(2, 1, 28), gradient_images(1, 28)]
+    ),
     "rgb17": lambda: smooth_images(3, 3, 17, 2),  # odd size: rotation centre between pixels
 }
 
@@ -93,11 +101,15 @@ def to_pil(image: torch.Tensor) -> Image.Image:
 
 def from_pil(image: Image.Image) -> torch.Tensor:
     array = np.asarray(image)
-    return torch.from_numpy(array.reshape(array.shape[0], array.shape[1], -1).copy()).permute(2, 0, 1)
+    pixels = array.reshape(array.shape[0], array.shape[1], -1).copy()
+    return torch.from_numpy(pixels).permute(2, 0, 1)
 
 
 def pil_reference(
-    images: torch.Tensor, op: str | int, arguments: list[float], fill: int | tuple[int, ...] = FILL_GREY
+    images: torch.Tensor,
+    op: str | int,
+    arguments: list[float],
+    fill: int | tuple[int, ...] = FILL_GREY,
 ) -> torch.Tensor:
     outputs = [apply_pil_op(to_pil(image), op, arg, fill) for image, arg in zip(images, arguments)]
     return torch.stack([from_pil(output) for output in outputs])
@@ -146,7 +158,9 @@ def test_per_sample_ops_and_arguments_in_one_batch_match_pil():
     for index in range(len(images)):
         name = OP_NAMES[int(op_ids[index])]
         scalar_argument = argument_from_fraction(name, float(fractions[index]), bool(negate[index]))
-        assert scalar_argument == float(arguments[index]), "PIL and batch must receive the same argument"
+        assert scalar_argument == float(arguments[index]), (
+            "PIL and batch must receive the same argument"
+        )
         reference = pil_reference(images[index : index + 1], name, [scalar_argument], FILLS[3])
         assert_matches_pil(name, batched[index : index + 1], reference)
 
@@ -157,7 +171,9 @@ def test_apply_op_changes_only_selected_images():
     result = apply_op(images, "Invert", 0.0, mask)
     assert torch.equal(result[mask], 255 - images[mask])
     assert torch.equal(result[~mask], images[~mask])
-    by_position = apply_op(images, "Rotate", torch.tensor([10.0, -20.0]), torch.tensor([4, 1]), FILLS[3])
+    by_position = apply_op(
+        images, "Rotate", torch.tensor([10.0, -20.0]), torch.tensor([4, 1]), FILLS[3]
+    )
     assert torch.equal(by_position[[0, 2, 3, 5]], images[[0, 2, 3, 5]])
     assert torch.equal(by_position[4:5], pil_reference(images[4:5], "Rotate", [10.0], FILLS[3]))
     assert torch.equal(by_position[1:2], pil_reference(images[1:2], "Rotate", [-20.0], FILLS[3]))
@@ -166,7 +182,9 @@ def test_apply_op_changes_only_selected_images():
 def test_dtype_shape_and_input_preserved():
     images = smooth_images(5, 1, 28, 6)
     original = images.clone()
-    op_ids = torch.tensor([op_id(name) for name in ("ShearX", "Equalize", "Color", "Sharpness", "Identity")])
+    op_ids = torch.tensor(
+        [op_id(name) for name in ("ShearX", "Equalize", "Color", "Sharpness", "Identity")]
+    )
     result = apply_ops(images, op_ids, torch.tensor([0.2, 0.0, 1.5, 1.8, 0.0], dtype=torch.float64))
     assert result.dtype == torch.uint8 and result.shape == images.shape
     assert torch.equal(images, original), "the input batch must not be modified"
@@ -188,7 +206,8 @@ def test_translate_range_is_150_over_331_of_the_image_size():
     assert argument_from_fraction("TranslateX", 1.0) == pytest.approx(150 / 331)
     images = gradient_images(3, 32)
     shifted = apply_op(images, "TranslateX", argument_from_fraction("TranslateX", 1.0, negate=True))
-    shift = int(np.floor(32 * 150 / 331 + 0.5))  # 14.5 px: PIL samples x - 14.5 at the centre x + 0.5
+    # 14.5 px: PIL samples x - 14.5 at the centre x + 0.5
+    shift = int(np.floor(32 * 150 / 331 + 0.5))
     assert (shifted[..., :shift] == FILL_GREY).all()
     assert torch.equal(shifted[..., shift:], images[..., : 32 - shift])
 
@@ -255,7 +274,9 @@ def test_magnitude_table_matches_autoaugment_ranges():
     assert argument_from_fraction("Solarize", 0.0) == 256.0, "level 0 solarizes nothing"
     for spec in OP_SPECS:
         assert spec.signed == (spec.form in (ArgumentForm.SIGNED, ArgumentForm.FACTOR))
-        assert argument_from_fraction(spec.name, 0.0) in (0.0, 1.0, 8.0, 256.0), "level 0 is a no-op"
+        assert argument_from_fraction(spec.name, 0.0) in (0.0, 1.0, 8.0, 256.0), (
+            "level 0 is a no-op"
+        )
 
 
 def test_sharpness_leaves_the_border_unchanged_and_color_ignores_grey():
@@ -277,11 +298,15 @@ def test_pad_crop_flip_matches_pil(channels, size):
     flip = torch.tensor([False, True, False, True, True, False])
     batched = pad_crop_flip(images, offset_y, offset_x, flip, pad=4)
     for i, image in enumerate(images):
-        reference = pad_crop_flip_pil(to_pil(image), int(offset_y[i]), int(offset_x[i]), bool(flip[i]), 4)
+        reference = pad_crop_flip_pil(
+            to_pil(image), int(offset_y[i]), int(offset_x[i]), bool(flip[i]), 4
+        )
         assert torch.equal(batched[i], from_pil(reference))
     assert torch.equal(batched[2], images[2]), "centred crop without flip is the identity"
     assert torch.equal(batched[0, :, 4:, 4:], images[0, :, :-4, :-4])
-    assert torch.equal(batched[0, :, 3, 4:], images[0, :, 1, :-4]), "padding reflects, edge not repeated"
+    assert torch.equal(batched[0, :, 3, 4:], images[0, :, 1, :-4]), (
+        "padding reflects, edge not repeated"
+    )
 
 
 @pytest.mark.parametrize("channels", (1, 3))

@@ -61,8 +61,9 @@ def test_batched_autoaugment_draws_different_sub_policies_per_image():
     counts = torch.bincount(plan.sub_policies, minlength=25)
     assert (counts > 0).all(), "every sub-policy is used in a large batch"
     assert counts.min() > 4096 / 25 * 0.7, "sub-policies are drawn uniformly"
-    table_ops = torch.tensor([[op_id(step[0]) for step in sub] for sub in AUTOAUGMENT_POLICIES["cifar10"]])
-    table_probabilities = torch.tensor([[step[1] for step in sub] for sub in AUTOAUGMENT_POLICIES["cifar10"]])
+    table = AUTOAUGMENT_POLICIES["cifar10"]
+    table_ops = torch.tensor([[op_id(step[0]) for step in sub] for sub in table])
+    table_probabilities = torch.tensor([[step[1] for step in sub] for sub in table])
     expected_ops = table_ops[plan.sub_policies]
     fired = plan.op_ids != IDENTITY_ID
     assert torch.equal(plan.op_ids[fired], expected_ops[fired])
@@ -80,7 +81,9 @@ def test_batched_autoaugment_applies_each_images_plan_like_pil():
         for step in range(2):
             op, argument = int(plan.op_ids[index, step]), float(plan.arguments[index, step])
             pil_image = apply_pil_op(pil_image, op, argument, FILLS[3])
-        assert torch.equal(batched[index], from_pil(pil_image)), f"image {index} differs from its PIL replay"
+        assert torch.equal(batched[index], from_pil(pil_image)), (
+            f"image {index} differs from its PIL replay"
+        )
 
 
 @pytest.mark.parametrize(
@@ -96,9 +99,12 @@ def test_identical_images_in_one_batch_are_augmented_differently(transform):
 def test_randaugment_uses_its_magnitude_on_the_0_to_30_scale():
     plan = BatchRandAugment(num_ops=3, magnitude=15).plan(2048, seeded(3))
     assert plan.op_ids.shape == (2048, 3)
-    assert set(plan.op_ids.unique().tolist()) == {op_id(name) for name in OP_NAMES if name != "Invert"}
+    assert set(plan.op_ids.unique().tolist()) == {
+        op_id(name) for name in OP_NAMES if name != "Invert"
+    }
     rotations = plan.arguments[plan.op_ids == op_id("Rotate")]
-    assert set(rotations.abs().tolist()) == {15.0} and (rotations > 0).any() and (rotations < 0).any()
+    assert set(rotations.abs().tolist()) == {15.0}
+    assert (rotations > 0).any() and (rotations < 0).any()
     assert set(plan.arguments[plan.op_ids == op_id("Posterize")].tolist()) == {6.0}
 
 
@@ -120,7 +126,9 @@ def test_batch_pipelines_keep_dtype_shape_and_are_deterministic(policy, channels
     assert first.dtype == torch.uint8 and first.shape == images.shape
     assert torch.equal(first, transform(images, seeded(5)))
     if policy != "none":
-        assert not torch.equal(first, transform(images, seeded(6))), "another seed gives other draws"
+        assert not torch.equal(first, transform(images, seeded(6))), (
+            "another seed gives other draws"
+        )
 
 
 @pytest.mark.parametrize("policy", POLICY_NAMES)
@@ -138,7 +146,9 @@ def test_pil_pipelines_keep_mode_and_size_and_are_deterministic(policy, channels
     first = run(7)
     assert all(np.array_equal(a, b) for a, b in zip(first, run(7)))
     if policy != "none":
-        assert not all(np.array_equal(a, b) for a, b in zip(first, run(8))), "another seed gives other draws"
+        assert not all(np.array_equal(a, b) for a, b in zip(first, run(8))), (
+            "another seed gives other draws"
+        )
 
 
 def test_pil_autoaugment_varies_between_calls_and_uses_the_global_random_by_default():
@@ -161,7 +171,9 @@ def test_none_and_degenerate_weak_pipelines_are_identity():
     for policy in ("weak", "cutout", "randaugment"):
         assert torch.equal(build_batch_transform(policy, still)(images, seeded(0)), images), policy
         pil = build_pil_transform(policy, still, random.Random(0))
-        assert np.array_equal(np.asarray(pil(to_pil(images[0]))), images[0].permute(1, 2, 0).numpy())
+        assert np.array_equal(
+            np.asarray(pil(to_pil(images[0]))), images[0].permute(1, 2, 0).numpy()
+        )
 
 
 def test_flip_only_weak_mirrors_about_half_the_images():
@@ -238,7 +250,8 @@ def test_unknown_names_raise_value_errors_listing_valid_names():
         build_batch_transform("autoaug", spec)
     with pytest.raises(ValueError, match="unknown augmentation policy 'strong'.*trivialaugment"):
         build_pil_transform("strong", spec)
-    with pytest.raises(ValueError, match="unknown AutoAugment policy 'cifar100'.*cifar10, svhn, imagenet"):
+    with pytest.raises(ValueError,
+                       match="unknown AutoAugment policy 'cifar100'.*cifar10, svhn, imagenet"):
         make_spec(32, 3, autoaugment_policy="cifar100")
     with pytest.raises(ValueError, match="unknown AutoAugment policy 'mnist'"):
         BatchAutoAugment("mnist")

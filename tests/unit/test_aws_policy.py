@@ -27,7 +27,8 @@ from .test_augment_ops import smooth_images
 
 # Operations without a sign or other randomness: their output depends only on the pair drawn.
 UNSIGNED = [
-    operation_index(name) for name in ("Solarize@3", "Posterize@9", "AutoContrast", "Equalize", "Invert")
+    operation_index(name)
+    for name in ("Solarize@3", "Posterize@9", "AutoContrast", "Equalize", "Invert")
 ]
 
 
@@ -36,7 +37,9 @@ def skewed_policy(seed: int = 0) -> PairPolicy:
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         policy.first_logits.copy_(torch.randn(NUM_OPERATIONS, generator=generator) * 2)
-        policy.second_logits.copy_(torch.randn(NUM_OPERATIONS, NUM_OPERATIONS, generator=generator) * 2)
+        policy.second_logits.copy_(
+            torch.randn(NUM_OPERATIONS, NUM_OPERATIONS, generator=generator) * 2
+        )
     return policy
 
 
@@ -103,7 +106,8 @@ def test_top_k_lists_the_most_probable_pairs_by_name():
     policy = skewed_policy(5)
     top = policy.top_k(5)
     joint = policy.joint().detach()
-    assert [sub.probability for sub in top] == sorted((sub.probability for sub in top), reverse=True)
+    probabilities = [sub.probability for sub in top]
+    assert probabilities == sorted(probabilities, reverse=True)
     assert top[0].probability == pytest.approx(float(joint.max()))
     for sub in top:
         pair = (operation_index(sub.first), operation_index(sub.second))
@@ -138,8 +142,11 @@ def test_transform_applies_the_pairs_it_draws():
     transform = concentrated_policy(UNSIGNED).transform()
     images = smooth_images(32, 3, 16, 9)
     result = transform.augment(images, torch.Generator().manual_seed(10))
-    assert set(result.first.tolist()) <= set(UNSIGNED) and set(result.second.tolist()) <= set(UNSIGNED)
-    assert len(set(zip(result.first.tolist(), result.second.tolist()))) > 5, "pairs are drawn per image"
+    assert set(result.first.tolist()) <= set(UNSIGNED)
+    assert set(result.second.tolist()) <= set(UNSIGNED)
+    assert len(set(zip(result.first.tolist(), result.second.tolist()))) > 5, (
+        "pairs are drawn per image"
+    )
     assert torch.equal(result.images, apply_pairs(images, result.first, result.second))
     single = concentrated_policy([operation_index("Invert")]).transform()
     assert torch.equal(single(images, torch.Generator().manual_seed(11)), images), "Invert twice"
@@ -169,7 +176,8 @@ def test_loading_rejects_foreign_or_broken_files(tmp_path):
     other_space = dict(description, operations=list(reversed(OPERATION_NAMES)))
     with pytest.raises(ValueError, match="different list of operations"):
         PairPolicy.from_dict(other_space)
-    other_magnitudes = dict(description, magnitudes=[value * 1.1 for value in description["magnitudes"]])
+    other_magnitudes = dict(description,
+                            magnitudes=[value * 1.1 for value in description["magnitudes"]])
     with pytest.raises(ValueError, match="magnitudes differ"):
         PairPolicy.from_dict(other_magnitudes)
     unnormalised = dict(description, first=[1.0] * 36)

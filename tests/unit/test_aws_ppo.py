@@ -34,7 +34,9 @@ def one_hot_counts(first: int, second: int) -> torch.Tensor:
     return counts
 
 
-def toy_evaluations(policy: PairPolicy, generator: torch.Generator, evaluations: int = 4, samples: int = 256):
+def toy_evaluations(
+    policy: PairPolicy, generator: torch.Generator, evaluations: int = 4, samples: int = 256
+):
     """Each evaluation 'fine-tunes' on `samples` pairs from the policy; its reward is the share
     of those that were the rewarded pair."""
     results = []
@@ -78,7 +80,9 @@ def test_kl_limit_stops_the_update_early():
 
 def test_baseline_is_an_exact_moving_average_of_mean_rewards():
     baseline = EMABaseline(decay=0.9)
-    assert baseline.advantages([0.5]) == [0.0], "before any update the baseline is the rewards' mean"
+    assert baseline.advantages([0.5]) == [0.0], (
+        "before any update the baseline is the rewards' mean"
+    )
     assert baseline.update([0.5]) == 0.5
     assert baseline.advantages([0.7]) == pytest.approx([0.2], abs=1e-15)
     assert baseline.update([0.7]) == pytest.approx(0.9 * 0.5 + 0.1 * 0.7, abs=1e-15)
@@ -105,7 +109,8 @@ def test_advantage_is_spread_over_pairs_by_sampling_share():
     evaluation = PolicyEvaluation(counts, 0.0)
     log_ratio = torch.zeros(36, 36, requires_grad=True)
     advantages = torch.tensor([2.0])
-    clipped_surrogate(log_ratio, advantages, evaluation.pair_weights.float().unsqueeze(0), 0.2).backward()
+    weights = evaluation.pair_weights.float().unsqueeze(0)
+    clipped_surrogate(log_ratio, advantages, weights, 0.2).backward()
     # At ratio 1 the gradient of each pair's term is its share times the advantage.
     assert log_ratio.grad[1, 2] == pytest.approx(2.0 * 0.75)
     assert log_ratio.grad[3, 4] == pytest.approx(2.0 * 0.25)
@@ -128,7 +133,8 @@ def test_clipping_removes_the_gradient_beyond_the_trust_region():
 def test_clipping_bounds_how_far_one_update_moves_the_policy():
     def ratio_after(clip: float, steps: int, advantage: float) -> float:
         policy = PairPolicy()
-        ppo = PolicyPPO(policy, PPOConfig(clip=clip, inner_steps=steps, max_kl=1e9, entropy_coefficient=0.0))
+        ppo = PolicyPPO(policy, PPOConfig(clip=clip, inner_steps=steps, max_kl=1e9,
+                                          entropy_coefficient=0.0))
         ppo.baseline.load_state_dict({"decay": 0.9, "value": 0.0})
         ppo.update([PolicyEvaluation(one_hot_counts(*REWARDED), advantage)])
         return float(policy.joint().detach()[REWARDED]) * NUM_PAIRS
@@ -155,7 +161,9 @@ def test_state_dict_round_trip_continues_identically():
     next_evaluations = toy_evaluations(original.policy, generator, evaluations=2, samples=128)
     original_stats = original.update(next_evaluations)
     restored_stats = restored.update(next_evaluations)
-    assert torch.equal(original.policy.joint(), restored.policy.joint()), "Adam state must be restored too"
+    assert torch.equal(original.policy.joint(), restored.policy.joint()), (
+        "Adam state must be restored too"
+    )
     assert original_stats == restored_stats
 
 

@@ -31,7 +31,8 @@ def test_the_copy_learns_and_the_shared_weights_stay_bit_identical():
     shared = tiny_cnn()
     before = snapshot(shared)
     fork = fork_model(shared, lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9))
-    assert all(torch.equal(fork.model.state_dict()[name], tensor) for name, tensor in before.items())
+    assert all(torch.equal(fork.model.state_dict()[name], tensor)
+               for name, tensor in before.items())
     generator = torch.Generator().manual_seed(1)
     images = torch.randn(8, 3, 16, 16, generator=generator)
     targets = torch.randint(0, 3, (8,), generator=generator)
@@ -41,7 +42,9 @@ def test_the_copy_learns_and_the_shared_weights_stay_bit_identical():
         fork.optimizer.step()
     after_copy = fork.model.state_dict()
     changed = [name for name, tensor in before.items() if not torch.equal(after_copy[name], tensor)]
-    assert {"0.weight", "3.weight", "6.weight", "1.running_mean"} <= set(changed), "the copy must learn"
+    assert {"0.weight", "3.weight", "6.weight", "1.running_mean"} <= set(changed), (
+        "the copy must learn"
+    )
     for name, tensor in shared.state_dict().items():
         assert torch.equal(tensor, before[name]), f"shared {name} changed"
     assert all(parameter.grad is None for parameter in shared.parameters())

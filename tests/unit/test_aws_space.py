@@ -67,11 +67,17 @@ def test_space_is_36_named_operations_keyed_by_op_and_level():
 @pytest.mark.parametrize("negate", (False, True))
 def test_no_two_operations_give_the_same_images(negate):
     images = rgb_images()
-    outputs = torch.stack([each_operation(images, index, negate) for index in range(NUM_OPERATIONS)])
+    outputs = torch.stack(
+        [each_operation(images, index, negate) for index in range(NUM_OPERATIONS)]
+    )
     for i in range(NUM_OPERATIONS):
-        assert not torch.equal(outputs[i], images), f"{OPERATION_NAMES[i]} leaves the images unchanged"
+        assert not torch.equal(outputs[i], images), (
+            f"{OPERATION_NAMES[i]} leaves the images unchanged"
+        )
         for j in range(i + 1, NUM_OPERATIONS):
-            assert not torch.equal(outputs[i], outputs[j]), f"{OPERATION_NAMES[i]} == {OPERATION_NAMES[j]}"
+            assert not torch.equal(outputs[i], outputs[j]), (
+                f"{OPERATION_NAMES[i]} == {OPERATION_NAMES[j]}"
+            )
 
 
 @pytest.mark.parametrize("image_set", ("rgb32", "grey28"))
@@ -93,7 +99,9 @@ def test_pairs_apply_both_operations_in_order_like_the_pil_reference():
     for i, image in enumerate(images):
         pair = (int(first[i]), int(second[i]))
         signs = (bool(negate[i, 0]), bool(negate[i, 1]))
-        reference = from_pil(apply_pair_pil(to_pil(image), *pair, negate=signs, fill=FILLS[3])).unsqueeze(0)
+        reference = from_pil(
+            apply_pair_pil(to_pil(image), *pair, negate=signs, fill=FILLS[3])
+        ).unsqueeze(0)
         blend = any(SEARCH_SPACE[op].op in BLEND_OPS for op in pair)
         label = f"{OPERATION_NAMES[pair[0]]}->{OPERATION_NAMES[pair[1]]}"
         assert_matches_pil(BLEND_OPS[0] if blend else label, batched[i : i + 1], reference)
@@ -105,7 +113,9 @@ def test_pair_order_matters_and_names_work_in_pil():
     forward = apply_pairs(images, torch.tensor([invert] * 2), torch.tensor([solarize] * 2))
     backward = apply_pairs(images, torch.tensor([solarize] * 2), torch.tensor([invert] * 2))
     assert not torch.equal(forward, backward)
-    assert torch.equal(forward, each_operation(each_operation(images, invert, False), solarize, False))
+    assert torch.equal(
+        forward, each_operation(each_operation(images, invert, False), solarize, False)
+    )
     by_name = apply_pair_pil(to_pil(images[0]), "Invert", "Solarize@3", rng=random.Random(0))
     assert torch.equal(from_pil(by_name), forward[0])
 
@@ -135,7 +145,9 @@ def test_signs_are_drawn_per_image_and_reproducible():
     plan = plan_pairs(rotate, rotate, torch.Generator().manual_seed(25))
     assert set(plan.arguments.flatten().tolist()) == {27.0, -27.0}
     assert 0.35 < (plan.arguments[:, 0] > 0).float().mean() < 0.65
-    assert not torch.equal(plan.arguments[:, 0], plan.arguments[:, 1]), "each step draws its own sign"
+    assert not torch.equal(plan.arguments[:, 0], plan.arguments[:, 1]), (
+        "each step draws its own sign"
+    )
     assert torch.equal(plan.sub_policies, rotate * NUM_OPERATIONS + rotate)
     images = smooth_images(8, 3, 16, 26)
     pairs = (torch.arange(8), torch.arange(8) + 10)
@@ -150,7 +162,9 @@ def test_pairs_on_cuda_match_cpu():
     first = torch.randint(0, NUM_OPERATIONS, (len(images),), generator=generator)
     second = torch.randint(0, NUM_OPERATIONS, (len(images),), generator=generator)
     cpu = apply_pairs(images, first, second, torch.Generator().manual_seed(30))
-    cuda = apply_pairs(images.cuda(), first.cuda(), second.cuda(), torch.Generator().manual_seed(30))
+    cuda = apply_pairs(
+        images.cuda(), first.cuda(), second.cuda(), torch.Generator().manual_seed(30)
+    )
     assert cuda.device.type == "cuda"
     assert_matches_pil(BLEND_OPS[0], cuda.cpu(), cpu)
 

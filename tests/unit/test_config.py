@@ -102,8 +102,8 @@ class WithPreset(Example):
 
 
 def test_presets_give_defaults_that_params_override(tmp_path):
-    (tmp_path / "paper.params").write_text("# the paper\nlearning_rate=0.5\nbatch_size=7  # per GPU\n"
-                                           "with_TSA=false\n")
+    (tmp_path / "paper.params").write_text(
+        "# the paper\nlearning_rate=0.5\nbatch_size=7  # per GPU\nwith_TSA=false\n")
     config = parse_params("preset=paper;batch_size=9;tsa=true", WithPreset, presets_dir=tmp_path)
     assert (config.learning_rate, config.batch_size, config.with_TSA) == (0.5, 9, True)
     assert config.preset == "paper"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import pickle
 import struct
 from pathlib import Path
 from urllib.error import URLError
@@ -16,9 +15,14 @@ from PIL import Image
 from augssl.data import sources
 from augssl.data.errors import DatasetFormatError
 from augssl.data.formats import read_idx
-from augssl.data.sources import (DATASET_NAMES, ArraySource, DatasetBundle, DatasetNotFoundError,
-                                 FolderSource, load_dataset)
-
+from augssl.data.sources import (
+    DATASET_NAMES,
+    ArraySource,
+    DatasetBundle,
+    DatasetNotFoundError,
+    FolderSource,
+    load_dataset,
+)
 from tests.fake_data import cifar_rows, write_cifar10, write_cifar_pickle
 
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")

@@ -13,7 +13,7 @@ from torch import nn
 import fixmatch
 from augssl.engine.amp import Precision
 from augssl.engine.optim import build_optimizer, lr_factor, weight_decay_groups
-from augssl.ssl.fixmatch import pseudo_label_accuracy, pseudo_label_loss
+from augssl.semisup.fixmatch import pseudo_label_accuracy, pseudo_label_loss
 
 K = 3
 

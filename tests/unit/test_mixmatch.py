@@ -2,9 +2,18 @@ import numpy as np
 import pytest
 import torch
 
-from augssl.ssl.mixmatch import (confidence_mask, decay_weights, frozen_batchnorm_statistics,
-                                 guess_labels, masked_squared_error, mixup, mixup_lambdas, ramp,
-                                 sharpen, soft_cross_entropy)
+from augssl.semisup.mixmatch import (
+    confidence_mask,
+    decay_weights,
+    frozen_batchnorm_statistics,
+    guess_labels,
+    masked_squared_error,
+    mixup,
+    mixup_lambdas,
+    ramp,
+    sharpen,
+    soft_cross_entropy,
+)
 
 
 def test_sharpen_follows_the_power_formula():

@@ -60,7 +60,8 @@ def _parameter_count(model: nn.Module) -> int:
 
 def test_model_names_cover_every_requested_family():
     assert set(MODEL_NAMES) == {
-        "smallcnn", "fastresnet", "wideresnet", "wideresnet28-2", "wideresnet28-10", "wideresnet40-2",
+        "smallcnn", "fastresnet", "wideresnet", "wideresnet28-2", "wideresnet28-10",
+        "wideresnet40-2",
         "resnet18", "resnet50", "shakeshake26_2x32d", "shakeshake26_2x96d", "shakeshake26_2x112d",
         "pyramidnet", "pyramidnet272",
     }
@@ -73,7 +74,8 @@ def test_output_shapes_for_every_size_combination(name, num_classes, in_channels
     with torch.device("meta"):
         model = _small_model(name, num_classes, in_channels).eval()
         for size in IMAGE_SIZES:
-            # forward() is classifier(forward_features()); the real-forward test checks that identity.
+            # forward() is classifier(forward_features()); the real-forward test checks that
+            # identity.
             features = model.forward_features(torch.empty(2, in_channels, size, size))
             assert features.shape == (2, model.feature_dim)
             assert model.classifier(features).shape == (2, num_classes)
@@ -180,7 +182,8 @@ def test_shake_drop_eval_scales_by_survival_probability():
 
 def test_shake_drop_survival_probability_decays_linearly_to_one_half():
     model = build_model("pyramidnet", 10, depth=29, alpha=24)  # 9 bottleneck blocks
-    probabilities = [block.survival_probability for block in model.features if hasattr(block, "survival_probability")]
+    probabilities = [block.survival_probability for block in model.features
+                     if hasattr(block, "survival_probability")]
     assert len(probabilities) == 9
     assert probabilities[-1] == pytest.approx(0.5)
     steps = [earlier - later for earlier, later in zip(probabilities, probabilities[1:])]
@@ -194,7 +197,8 @@ def test_fastresnet_logits_are_the_original_bias_free_linear_scaled_by_one_eight
     images = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         unscaled = model.features(images)
-        torch.testing.assert_close(model(images), LOGIT_SCALE * (unscaled @ model.classifier.weight.T))
+        torch.testing.assert_close(model(images),
+                                   LOGIT_SCALE * (unscaled @ model.classifier.weight.T))
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
@@ -233,7 +237,8 @@ def test_unknown_name_error_suggests_closest_and_lists_valid_names():
 
 def test_options_are_checked_against_the_chosen_model():
     assert model_options("wideresnet28-10") == ("dropout", "bn_momentum")
-    with pytest.raises(TypeError, match="does not take option\\(s\\) depth.*fixed by the name: depth, width"):
+    with pytest.raises(TypeError, match="does not take option\\(s\\) depth.*fixed by the name: "
+                       "depth, width"):
         build_model("wideresnet28-10", 10, depth=40)
     with pytest.raises(TypeError, match="small_input"):
         build_model("resnet18", 10, smal_input=False)
@@ -249,7 +254,8 @@ def test_options_are_checked_against_the_chosen_model():
         ("wideresnet28-2", 10, 3, {"dropout": 1.0}, "dropout must lie in"),
     ],
 )
-def test_bad_sizes_are_rejected_with_the_expected_form(name, num_classes, in_channels, options, fragment):
+def test_bad_sizes_are_rejected_with_the_expected_form(name, num_classes, in_channels, options,
+                                                       fragment):
     with pytest.raises(ValueError, match=fragment):
         build_model(name, num_classes, in_channels, **options)
 

@@ -29,6 +29,19 @@ def test_every_entry_runs_an_existing_script_with_its_parameters():
             assert "{" + parameter + "}" in entry["command"], (name, parameter)
 
 
+def test_mlflow_reads_main_and_main_uda_as_the_same_entry(tmp_path):
+    from mlflow.projects._project_spec import load_project
+
+    project = load_project(str(ROOT))
+    main, uda = project.get_entry_point("main"), project.get_entry_point("main_uda")
+    params = {"dataset": "FashionMNIST", "params": "seed=1;num_epochs=2"}
+    assert main.compute_command(params, str(tmp_path)) == uda.compute_command(params, str(tmp_path))
+    assert main.compute_command(params, str(tmp_path)) == (
+        "python code/main_uda.py FashionMNIST wideresnet --params 'seed=1;num_epochs=2'")
+    assert {name: (p.type, p.default) for name, p in main.parameters.items()} == {
+        name: (p.type, p.default) for name, p in uda.parameters.items()}
+
+
 def test_training_entries_default_to_the_config_defaults():
     defaults = {f.name: f.default for f in dataclasses.fields(TrainingConfig)}
     train = _mlproject(ROOT)["entry_points"]["train"]["parameters"]
@@ -88,3 +101,21 @@ def test_readme_fixmatch_table_matches_the_fixmatch_config():
     assert len(documented) >= 12
     for key, text in documented.items():
         assert _matches(fields[key].default, text), key
+
+
+def test_usage_examples_in_script_docstrings_keep_their_line_continuations():
+    # A "\" at a line's end inside a plain string joins the lines: the help text would show
+    # "... num_labelled_samples         --metric ..." instead of the command as written.
+    import ast
+
+    joined = []
+    for script in sorted((ROOT / "code").glob("*.py")):
+        source = script.read_text()
+        module = ast.parse(source)
+        first = module.body[0] if module.body else None
+        if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)):
+            continue
+        text = ast.get_source_segment(source, first)
+        if "\\\n" in text and not text.lower().startswith("r"):
+            joined.append(script.name)
+    assert not joined, f"raw docstrings needed (r\"\"\"...\"\"\") in {joined}"

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from realmix import CopyViews, RealmixConfig, expand_split_name, make_realmix_step, mixup_draw
 from augssl.config import ConfigError, parse_params
 from augssl.engine.amp import Precision
-from augssl.ssl.mixmatch import confidence_mask, guess_labels, masked_squared_error, mixup
+from augssl.semisup.mixmatch import confidence_mask, guess_labels, masked_squared_error, mixup
+from realmix import CopyViews, RealmixConfig, expand_split_name, make_realmix_step, mixup_draw
 
 
 def test_the_original_split_names_expand_to_params():

@@ -22,7 +22,8 @@ ONLY_FAILED = "only-failed"
 
 STEPS = (100, 200, 300, 400, 500, 600)
 # Best validation is at step 300 where test is 0.80, while the test maximum (0.90) is at 500,
-# so picking the wrong step changes the result. Hand-derived per-run summaries before the seed offset:
+# so picking the wrong step changes the result. Hand-derived per-run summaries before the seed
+# offset:
 #   final 0.65, best_validation 0.80, median of last 5 = 0.70, of last 4 = 0.75, of all 6 = 0.675.
 BASE_TEST = (0.50, 0.60, 0.80, 0.70, 0.90, 0.65)
 BASE_VALIDATION = (0.40, 0.55, 0.85, 0.60, 0.70, 0.80)
@@ -34,9 +35,11 @@ SEEDS = (0, 1, 2)
 _START_TIMES = itertools.count(1)
 
 
-def _log_run(client, experiment_id, params, test, validation=None, wall_time=None, status="FINISHED"):
+def _log_run(client, experiment_id, params, test, validation=None, wall_time=None,
+             status="FINISHED"):
     run = client.create_run(experiment_id, start_time=next(_START_TIMES))
-    metrics = [Metric("test/accuracy", v, 1_000 + i, step) for i, (step, v) in enumerate(zip(STEPS, test))]
+    metrics = [Metric("test/accuracy", v, 1_000 + i, step)
+               for i, (step, v) in enumerate(zip(STEPS, test))]
     if validation is not None:
         metrics += [Metric("validation/accuracy", v, 1_000 + i, step)
                     for i, (step, v) in enumerate(zip(STEPS, validation))]
@@ -53,7 +56,8 @@ def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     client = mlflow.MlflowClient(tracking_uri=uri)
-    experiment_id = client.create_experiment(EXPERIMENT, artifact_location=(root / "artifacts").as_uri())
+    experiment_id = client.create_experiment(EXPERIMENT,
+                                             artifact_location=(root / "artifacts").as_uri())
     for policy, (shift, per_seed, wall_base) in GROUPS.items():
         for seed in SEEDS:
             offset = shift + per_seed * seed
@@ -72,7 +76,8 @@ def store(tmp_path_factory):
     _log_run(client, experiment_id,
              {"entry": "main_uda", "dataset": "CIFAR10", "policy": "autoaugment", "seed": 0},
              test=[0.30] * 6)
-    failed_id = client.create_experiment(ONLY_FAILED, artifact_location=(root / "artifacts2").as_uri())
+    failed_id = client.create_experiment(ONLY_FAILED,
+                                         artifact_location=(root / "artifacts2").as_uri())
     _log_run(client, failed_id, {"entry": "train", "policy": "x"}, test=[0.4] * 6, status="FAILED")
     return uri
 
@@ -139,7 +144,8 @@ def test_filter_and_grouping_select_runs(store):
 
 
 def test_runs_without_the_validation_metric_are_skipped_for_best_validation(store):
-    report = rp.build_report(EXPERIMENT, tracking_uri=store, summary="best_validation", group_by="entry")
+    report = rp.build_report(EXPERIMENT, tracking_uri=store, summary="best_validation",
+                             group_by="entry")
     assert [g.key for g in report.groups] == [("train",)]
     ((_, reason),) = report.skipped
     assert "validation/accuracy" in reason
@@ -164,7 +170,8 @@ def test_history_calls_stay_proportional_to_runs(store, monkeypatch):
 
 
 def test_experiment_can_be_given_by_id(store):
-    experiment_id = mlflow.MlflowClient(tracking_uri=store).get_experiment_by_name(EXPERIMENT).experiment_id
+    client = mlflow.MlflowClient(tracking_uri=store)
+    experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
     report = rp.build_report(experiment_id, tracking_uri=store, filters="entry=train")
     assert report.experiment_name == EXPERIMENT and report.groups[0].n == 6
 
@@ -209,8 +216,10 @@ def test_parse_filter_and_group_by_treat_empty_as_unset():
 
 
 def test_groups_sort_numbers_numerically():
-    values = [rp.RunValue(str(i), {"n": n}, 0.5) for i, n in enumerate(["4000", "250", "1000", "all"])]
-    assert [g.key for g in rp.group_runs(values, ["n"])] == [("250",), ("1000",), ("4000",), ("all",)]
+    values = [rp.RunValue(str(i), {"n": n}, 0.5)
+              for i, n in enumerate(["4000", "250", "1000", "all"])]
+    assert [g.key for g in rp.group_runs(values, ["n"])] == [
+        ("250",), ("1000",), ("4000",), ("all",)]
 
 
 def _manual_report(group_by, groups, metric="test/accuracy"):
@@ -253,7 +262,8 @@ def test_markdown_table_is_exact(store):
 
 def test_markdown_without_percent_grouping_or_std_for_single_runs(store):
     report = rp.build_report(EXPERIMENT, tracking_uri=store, filters="dataset=CIFAR10")
-    assert rp.format_markdown_table(report, percent=False).splitlines()[-1] == "| all runs | 0.3 | 1 |"
+    table = rp.format_markdown_table(report, percent=False)
+    assert table.splitlines()[-1] == "| all runs | 0.3 | 1 |"
     wall = _train_report(store, metric="wall_time_s")
     assert "| autoaugment | 110 ± 10 | 3 | 110.0 |" in rp.format_markdown_table(wall)
 
@@ -268,7 +278,8 @@ def test_written_files_hold_table_csv_and_png(store, tmp_path):
     with files.csv.open() as handle:
         rows = list(csv.DictReader(handle))
     assert [r["policy"] for r in rows] == ["autoaugment", "randaugment"]
-    assert float(rows[1]["mean"]) == pytest.approx(0.87) and float(rows[1]["std"]) == pytest.approx(0.02)
+    assert float(rows[1]["mean"]) == pytest.approx(0.87)
+    assert float(rows[1]["std"]) == pytest.approx(0.02)
     assert rows[0]["n"] == "3" and rows[0]["summary"] == "best_validation"
     assert [float(v) for v in rows[0]["values"].split(";")] == pytest.approx([0.80, 0.81, 0.82])
     png = files.png.read_bytes()
@@ -360,7 +371,8 @@ def test_cli_reports_errors_with_exit_code_2(store, report_main, capsys, tmp_pat
 
 def test_entry_script_runs_standalone(store, tmp_path):
     result = subprocess.run(
-        [sys.executable, str(CODE_DIR / "report.py"), "--experiment", EXPERIMENT, "--tracking-uri", store,
+        [sys.executable, str(CODE_DIR / "report.py"), "--experiment", EXPERIMENT,
+         "--tracking-uri", store,
          "--group-by", "policy", "--summary", "median_last_k", "--k", "4.0",
          "--filter", "entry=train;dataset=FashionMNIST", "--output-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,

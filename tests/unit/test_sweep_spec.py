@@ -13,8 +13,15 @@ import sweep
 from augssl.analysis import runs
 from augssl.analysis.entries import ENTRIES
 from augssl.analysis.executors import ExecutorError, choose_executor
-from augssl.analysis.spec import (SWEEPS_DIR, SpecError, check_trials, expand, find_spec_file,
-                                  load_spec, parse_spec)
+from augssl.analysis.spec import (
+    SWEEPS_DIR,
+    SpecError,
+    check_trials,
+    expand,
+    find_spec_file,
+    load_spec,
+    parse_spec,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = Path("demo.toml")

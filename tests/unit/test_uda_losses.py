@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from augssl.ssl.consistency import consistency_loss, entropy
-from augssl.ssl.tsa import annealed_cross_entropy, tsa_threshold
+from augssl.semisup.consistency import consistency_loss, entropy
+from augssl.semisup.tsa import annealed_cross_entropy, tsa_threshold
 
 K = 10
 

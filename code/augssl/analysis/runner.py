@@ -12,8 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from augssl.analysis.runs import (experiment_id, latest_children, open_sweep_run, plan,
-                                  sweep_runs)
+from augssl.analysis.runs import experiment_id, latest_children, open_sweep_run, plan, sweep_runs
 from augssl.analysis.spec import ReportSpec, SweepSpec, Trial
 from augssl.analysis.sweep_report import build_sweep_report, publish
 from augssl.analysis.trial import TrialTask

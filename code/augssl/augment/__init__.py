@@ -4,6 +4,8 @@ Training scripts use `AugmentSpec` with `build_pil_transform` / `build_batch_tra
 search code uses the op table (`OP_SPECS`, `op_id`, `arguments_from_fractions`) together with
 `apply_ops` / `apply_op` to apply chosen operations to chosen images of a batch.  Pixels that
 geometric ops uncover and Cutout erases take the data set's mean colour (`fill_from_mean`).
+Policies named by reference, like `policy=aws:<run id>`, resolve through `policy_schemes`, where
+the package that provides them registers a `PolicyScheme`.
 """
 
 from augssl.augment.autoaugment_policies import AUTOAUGMENT_MAX_LEVEL, AUTOAUGMENT_POLICY_NAMES

@@ -113,7 +113,8 @@ def autoaugment_policy(name: str) -> tuple[SubPolicy, ...]:
         return AUTOAUGMENT_POLICIES[name]
     except KeyError:
         raise ValueError(
-            f"unknown AutoAugment policy {name!r}; expected one of {', '.join(AUTOAUGMENT_POLICY_NAMES)}"
+            f"unknown AutoAugment policy {name!r}; expected one of "
+            f"{', '.join(AUTOAUGMENT_POLICY_NAMES)}"
         ) from None
 
 

@@ -30,15 +30,21 @@ from augssl.augment.tensor_ops import apply_ops, check_batch, cutout, pad_crop_f
 
 BatchTransform = Callable[[torch.Tensor, "torch.Generator | None"], torch.Tensor]
 
-_RANDAUGMENT_OP_IDS = torch.tensor([op_id(name) for name in RANDAUGMENT_OP_NAMES], dtype=torch.int64)
+_RANDAUGMENT_OP_IDS = torch.tensor(
+    [op_id(name) for name in RANDAUGMENT_OP_NAMES], dtype=torch.int64
+)
 
 
 def _source_device(generator: torch.Generator | None) -> torch.device:
     return generator.device if generator is not None else torch.device("cpu")
 
 
-def _uniform(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    values = torch.rand(shape, generator=generator, device=_source_device(generator), dtype=torch.float64)
+def _uniform(
+    shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
+    values = torch.rand(
+        shape, generator=generator, device=_source_device(generator), dtype=torch.float64
+    )
     return values.to(device)
 
 
@@ -65,7 +71,10 @@ def apply_plan(images: torch.Tensor, plan: AugmentPlan, fill: Fill = FILL_GREY) 
 
 
 def _signed_arguments(
-    op_ids: torch.Tensor, fractions: torch.Tensor, generator: torch.Generator | None, device: torch.device
+    op_ids: torch.Tensor,
+    fractions: torch.Tensor,
+    generator: torch.Generator | None,
+    device: torch.device,
 ) -> torch.Tensor:
     negate = _uniform(tuple(op_ids.shape), generator, device) < 0.5
     return arguments_from_fractions(op_ids, fractions, negate)
@@ -77,11 +86,16 @@ class _BatchPolicy(ABC):
 
     @abstractmethod
     def plan(
-        self, count: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+        self,
+        count: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str = "cpu",
     ) -> AugmentPlan:
         """Draw the per-image operations for `count` images."""
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self, images: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         check_batch(images)
         return apply_plan(images, self.plan(images.shape[0], generator, images.device), self.fill)
 
@@ -95,7 +109,10 @@ class BatchAutoAugment(_BatchPolicy):
         self._op_ids, self._probabilities, self._fractions = policy_tensors(policy)
 
     def plan(
-        self, count: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+        self,
+        count: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str = "cpu",
     ) -> AugmentPlan:
         device = torch.device(device)
         chosen = _integers(len(self._op_ids), (count,), generator, device)
@@ -114,7 +131,10 @@ class BatchRandAugment(_BatchPolicy):
         self.magnitude = magnitude
 
     def plan(
-        self, count: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+        self,
+        count: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str = "cpu",
     ) -> AugmentPlan:
         device = torch.device(device)
         choice = _integers(len(_RANDAUGMENT_OP_IDS), (count, self.num_ops), generator, device)
@@ -128,7 +148,10 @@ class BatchTrivialAugment(_BatchPolicy):
     """One uniformly drawn op per image at a uniformly drawn level of 0..30."""
 
     def plan(
-        self, count: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+        self,
+        count: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str = "cpu",
     ) -> AugmentPlan:
         device = torch.device(device)
         choice = _integers(len(_RANDAUGMENT_OP_IDS), (count, 1), generator, device)
@@ -146,7 +169,9 @@ class BatchCutout:
         self.size = size
         self.fill = fill
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self, images: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         check_batch(images)
         count, _, height, width = images.shape
         centre_y = _integers(height, (count,), generator, images.device)
@@ -161,7 +186,9 @@ class BatchWeak:
         self.pad = pad
         self.flip = flip
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self, images: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         check_batch(images)
         count, device = images.shape[0], images.device
         offsets = _integers(2 * self.pad + 1, (2, count), generator, device)
@@ -178,7 +205,9 @@ class BatchCompose:
     def __init__(self, transforms: Sequence[BatchTransform]) -> None:
         self.transforms = tuple(transforms)
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self, images: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         for transform in self.transforms:
             images = transform(images, generator)
         return images

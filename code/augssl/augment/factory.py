@@ -6,7 +6,8 @@ Named pipelines (the `policy` parameter):
     weak            reflect pad + random crop + random horizontal flip
     cutout          weak + Cutout
     autoaugment     weak + AutoAugment (spec.autoaugment_policy) + Cutout
-    randaugment     weak + RandAugment(spec.randaugment_num_ops, spec.randaugment_magnitude) + Cutout
+    randaugment     weak + RandAugment(spec.randaugment_num_ops, spec.randaugment_magnitude)
+                    + Cutout
     trivialaugment  weak + TrivialAugment + Cutout
 
 Each name exists as a PIL version (per image, for DataLoader workers) and as a batched version
@@ -45,7 +46,9 @@ from augssl.augment.pil_transforms import (
 )
 from augssl.augment.tensor_ops import check_batch
 
-POLICY_NAMES: tuple[str, ...] = ("none", "weak", "cutout", "autoaugment", "randaugment", "trivialaugment")
+POLICY_NAMES: tuple[str, ...] = (
+    "none", "weak", "cutout", "autoaugment", "randaugment", "trivialaugment"
+)
 # `cutout_size` that asks for the default side: half the image side.  The Cutout paper's 16 px
 # on 32 px CIFAR-10 images, kept in proportion on other sizes (14 px on 28 px, 48 px on 96 px).
 CUTOUT_HALF_SIDE = -1
@@ -76,12 +79,17 @@ class AugmentSpec:
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
-            raise ValueError(f"AugmentSpec.channels must be 1 (greyscale) or 3 (RGB), got {self.channels}")
+            raise ValueError(
+                f"AugmentSpec.channels must be 1 (greyscale) or 3 (RGB), got {self.channels}"
+            )
         if self.image_size < 1:
-            raise ValueError(f"AugmentSpec.image_size must be a positive pixel count, got {self.image_size}")
+            raise ValueError(
+                f"AugmentSpec.image_size must be a positive pixel count, got {self.image_size}"
+            )
         if not 0 <= self.pad < self.image_size:
             raise ValueError(
-                f"AugmentSpec.pad must lie in 0..{self.image_size - 1} for reflect padding, got {self.pad}"
+                f"AugmentSpec.pad must lie in 0..{self.image_size - 1} for reflect padding, "
+                f"got {self.pad}"
             )
         if self.cutout_size < CUTOUT_HALF_SIDE:
             raise ValueError(
@@ -92,7 +100,9 @@ class AugmentSpec:
             object.__setattr__(self, "cutout_size", self.image_size // 2)  # frozen: resolved once
         object.__setattr__(self, "fill", fill_per_channel(self.fill, self.channels))
         if self.randaugment_num_ops < 0:
-            raise ValueError(f"AugmentSpec.randaugment_num_ops must be >= 0, got {self.randaugment_num_ops}")
+            raise ValueError(
+                f"AugmentSpec.randaugment_num_ops must be >= 0, got {self.randaugment_num_ops}"
+            )
         if not 0 <= self.randaugment_magnitude <= RANDAUGMENT_MAX_MAGNITUDE:
             raise ValueError(
                 f"AugmentSpec.randaugment_magnitude must lie in 0..{RANDAUGMENT_MAX_MAGNITUDE} "
@@ -107,7 +117,9 @@ class AugmentSpec:
 
 def check_policy_name(policy: str) -> None:
     if policy not in POLICY_NAMES:
-        raise ValueError(f"unknown augmentation policy {policy!r}; expected one of {', '.join(POLICY_NAMES)}")
+        raise ValueError(
+            f"unknown augmentation policy {policy!r}; expected one of {', '.join(POLICY_NAMES)}"
+        )
 
 
 class _PILPipeline:
@@ -122,7 +134,8 @@ class _PILPipeline:
         if image.mode != self.spec.pil_mode or image.size != expected:
             raise ValueError(
                 f"augmentation pipeline {self.policy!r} expects {self.spec.pil_mode} images of "
-                f"{expected[0]}x{expected[1]} pixels, got {image.mode} {image.width}x{image.height}; "
+                f"{expected[0]}x{expected[1]} pixels, got {image.mode} "
+                f"{image.width}x{image.height}; "
                 "fix AugmentSpec.image_size/channels or convert the images"
             )
         return self.transform(image)
@@ -137,7 +150,9 @@ class _BatchPipeline:
         self.spec = spec
         self.transform = transform
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self, images: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         check_batch(images)
         expected = (self.spec.channels, self.spec.image_size, self.spec.image_size)
         if tuple(images.shape[1:]) != expected:

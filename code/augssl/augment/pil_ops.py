@@ -63,7 +63,9 @@ def translate_y(image: Image.Image, fraction: float, fill: Fill) -> Image.Image:
 
 
 def rotate(image: Image.Image, degrees: float, fill: Fill) -> Image.Image:
-    return image.rotate(degrees, resample=Image.Resampling.NEAREST, fillcolor=fill_colour(image, fill))
+    return image.rotate(
+        degrees, resample=Image.Resampling.NEAREST, fillcolor=fill_colour(image, fill)
+    )
 
 
 # The remaining ops cover every pixel from the image itself and ignore the fill.

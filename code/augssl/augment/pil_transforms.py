@@ -73,7 +73,11 @@ class PILRandAugment(_PILOpPolicy):
     """`num_ops` uniformly drawn operations, all at `magnitude` on the 0..30 scale."""
 
     def __init__(
-        self, num_ops: int = 2, magnitude: int = 9, rng: random.Random | None = None, fill: Fill = FILL_GREY
+        self,
+        num_ops: int = 2,
+        magnitude: int = 9,
+        rng: random.Random | None = None,
+        fill: Fill = FILL_GREY,
     ) -> None:
         super().__init__(rng, fill)
         self.num_ops = num_ops

@@ -58,7 +58,9 @@ def _per_sample(
     if values.dim() == 0:
         return values.expand(count)
     if values.shape != (count,):
-        raise ValueError(f"expected a scalar or {count} per-sample values, got shape {tuple(values.shape)}")
+        raise ValueError(
+            f"expected a scalar or {count} per-sample values, got shape {tuple(values.shape)}"
+        )
     return values
 
 
@@ -77,7 +79,9 @@ def _fill_pixel(images: torch.Tensor, fill: Fill) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 
 
-def _rotation_coefficients(degrees: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, ...]:
+def _rotation_coefficients(
+    degrees: torch.Tensor, height: int, width: int
+) -> tuple[torch.Tensor, ...]:
     # Same float64 steps as PIL's Image.rotate (angle mod 360, cos/sin rounded to 15 decimals).
     radians = -(torch.remainder(degrees, 360.0) * (math.pi / 180.0))
     cos = torch.round(torch.cos(radians), decimals=15)
@@ -127,8 +131,12 @@ def _geometric(
     origin_y = torch.where(translation_only, torch.floor(origin_y) * _FIXED_ONE, _fixed(origin_y))
     # Sampling happens in a copy with a one-pixel fill-coloured border: shifting every source
     # position by one pixel and clamping to the border sends all outside positions to it.
-    fixed = [origin_x + _FIXED_ONE, origin_y + _FIXED_ONE, _fixed(a), _fixed(b), _fixed(d), _fixed(e)]
-    origin_x, origin_y, step_xx, step_xy, step_yx, step_yy = torch.stack(fixed).to(torch.int32).unsqueeze(2)
+    fixed = [
+        origin_x + _FIXED_ONE, origin_y + _FIXED_ONE, _fixed(a), _fixed(b), _fixed(d), _fixed(e)
+    ]
+    origin_x, origin_y, step_xx, step_xy, step_yx, step_yy = (
+        torch.stack(fixed).to(torch.int32).unsqueeze(2)
+    )
     xs = torch.arange(width, device=images.device, dtype=torch.int32)
     ys = torch.arange(height, device=images.device, dtype=torch.int32)
     source_x = (origin_x + step_xy * ys)[:, :, None] + (step_xx * xs)[:, None, :]
@@ -138,7 +146,9 @@ def _geometric(
     flat_index = (source_y * (width + 2) + source_x).view(n, 1, height * width).long()
     bordered = _fill_pixel(images, fill).expand(n, channels, height + 2, width + 2).clone()
     bordered[:, :, 1:-1, 1:-1] = images
-    gathered = bordered.view(n, channels, -1).gather(2, flat_index.expand(n, channels, height * width))
+    gathered = bordered.view(n, channels, -1).gather(
+        2, flat_index.expand(n, channels, height * width)
+    )
     return gathered.view(n, channels, height, width)
 
 
@@ -311,7 +321,9 @@ _KIND_RUNNERS: dict[OpKind, KindRunner] = {
 _KINDS = list(OpKind)
 # Execution order: ops grouped by kind (identity first), so that after one sort every kind and
 # every op inside a kind occupies a contiguous run of the batch.
-_EXECUTION_ORDER = sorted(range(len(OP_SPECS)), key=lambda op: (_KINDS.index(OP_SPECS[op].kind), op))
+_EXECUTION_ORDER = sorted(
+    range(len(OP_SPECS)), key=lambda op: (_KINDS.index(OP_SPECS[op].kind), op)
+)
 _RANK_OF_OP = torch.tensor([_EXECUTION_ORDER.index(op) for op in range(len(OP_SPECS))])
 
 
@@ -359,7 +371,8 @@ def apply_ops(
         result = _KIND_RUNNERS[OP_SPECS[groups[0][0]].kind](images, op_ids, arguments, groups, fill)
         return result.clone() if result is images else result
     order = torch.argsort(_RANK_OF_OP.to(device)[op_ids], stable=True)
-    sorted_images, sorted_ids, sorted_arguments = _rows(images, order), op_ids[order], arguments[order]
+    sorted_images = _rows(images, order)
+    sorted_ids, sorted_arguments = op_ids[order], arguments[order]
     pieces, start = [], 0
     for kind in _KINDS:
         kind_groups = [(op, size) for op, size in groups if OP_SPECS[op].kind is kind]
@@ -368,7 +381,9 @@ def apply_ops(
         stop = start + sum(size for _, size in kind_groups)
         run = slice(start, stop)
         runner = _KIND_RUNNERS[kind]
-        pieces.append(runner(sorted_images[run], sorted_ids[run], sorted_arguments[run], kind_groups, fill))
+        pieces.append(
+            runner(sorted_images[run], sorted_ids[run], sorted_arguments[run], kind_groups, fill)
+        )
         start = stop
     inverse = torch.empty_like(order)
     inverse[order] = torch.arange(count, device=device)
@@ -388,10 +403,16 @@ def apply_op(
     """
     check_batch(images)
     count, device = images.shape[0], images.device
-    chosen = torch.arange(count, device=device) if index is None else torch.as_tensor(index, device=device)
+    chosen = (
+        torch.arange(count, device=device)
+        if index is None
+        else torch.as_tensor(index, device=device)
+    )
     if chosen.dtype == torch.bool:
         if chosen.shape != (count,):
-            raise ValueError(f"a boolean index must have shape ({count},), got {tuple(chosen.shape)}")
+            raise ValueError(
+                f"a boolean index must have shape ({count},), got {tuple(chosen.shape)}"
+            )
         chosen = chosen.nonzero().squeeze(1)
     chosen = chosen.long()
     op_ids = torch.full((count,), IDENTITY_ID, dtype=torch.int64, device=device)
@@ -402,7 +423,11 @@ def apply_op(
 
 
 def cutout(
-    images: torch.Tensor, centre_y: torch.Tensor, centre_x: torch.Tensor, size: int, fill: Fill = FILL_GREY
+    images: torch.Tensor,
+    centre_y: torch.Tensor,
+    centre_x: torch.Tensor,
+    size: int,
+    fill: Fill = FILL_GREY,
 ) -> torch.Tensor:
     """Squares of side `size` in the fill colour, one per image centred at (centre_y[i],
     centre_x[i]), clipped to the image."""
@@ -428,13 +453,20 @@ def _reflect(positions: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def pad_crop_flip(
-    images: torch.Tensor, offset_y: torch.Tensor, offset_x: torch.Tensor, flip: torch.Tensor, pad: int
+    images: torch.Tensor,
+    offset_y: torch.Tensor,
+    offset_x: torch.Tensor,
+    flip: torch.Tensor,
+    pad: int,
 ) -> torch.Tensor:
-    """Batched `pil_ops.pad_crop_flip_pil`: reflect pad, crop at per-image offsets, optional mirror."""
+    """Batched `pil_ops.pad_crop_flip_pil`: reflect pad, crop at per-image offsets, optional
+    mirror."""
     check_batch(images)
     count, channels, height, width = images.shape
     if pad >= min(height, width):
-        raise ValueError(f"reflect padding {pad} must be smaller than the image side {min(height, width)}")
+        raise ValueError(
+            f"reflect padding {pad} must be smaller than the image side {min(height, width)}"
+        )
     device = images.device
     offset_y = _per_sample(offset_y, count, device, torch.int64).view(-1, 1)
     offset_x = _per_sample(offset_x, count, device, torch.int64).view(-1, 1)

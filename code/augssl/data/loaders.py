@@ -21,7 +21,6 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-
 _ORDER, _AUGMENT = 1, 2  # keep the batch order and the augmentation streams apart
 
 
@@ -32,7 +31,8 @@ def derived_seed(*keys: int) -> int:
 
 
 def images_as_tensor(images: np.ndarray) -> torch.Tensor:
-    """N x H x W x C uint8 array to an N x C x H x W uint8 tensor (no copy of the pixels' values)."""
+    """N x H x W x C uint8 array to an N x C x H x W uint8 tensor (no copy of the pixels'
+    values)."""
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -64,7 +64,8 @@ class DeviceBatches:
         if not self.shuffle:
             order = self.indices
         else:
-            generator = torch.Generator().manual_seed(derived_seed(self.seed, _ORDER, self.stream, epoch))
+            generator = torch.Generator().manual_seed(
+                derived_seed(self.seed, _ORDER, self.stream, epoch))
             order = self.indices[torch.randperm(len(self.indices), generator=generator)]
         if self.world_size == 1:
             return order

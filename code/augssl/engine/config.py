@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from augssl.augment import AUTOAUGMENT_POLICY_NAMES, CUTOUT_HALF_SIDE, POLICY_NAMES
+from augssl.augment.policy_schemes import policy_forms, policy_reference
 from augssl.config import ConfigError, spec
-from augssl.search.aws.learned import LEARNED_POLICY_FORM, learned_policy_reference
 
 AMP_MODES = ("off", "auto", "bf16", "fp16")
 OPTIMIZERS = ("sgd", "adam")
@@ -45,7 +45,7 @@ class TrainingConfig:
     amp: str = spec("off", "mixed precision: auto = fp16 on CUDA, bf16 on CPU", choices=AMP_MODES)
     policy: str = spec("cutout", "augmentation of the labelled images; aws:<run id or file>: "
                        "the policy an aws_search run learned", choices=POLICY_NAMES,
-                       open_choices=(LEARNED_POLICY_FORM,))
+                       open_choices=policy_forms)
     augment_on: str = spec("device", "where augmentation runs: batched on the training device, or "
                            "PIL per image in DataLoader workers", choices=AUGMENT_ON)
     autoaugment_policy: str = spec("", "AutoAugment sub-policy set; empty: chosen from the data "
@@ -76,7 +76,7 @@ class TrainingConfig:
                               "add backend=gloo (CPU) or backend=nccl (GPUs).")
         if self.backend and self.backend not in ("nccl", "gloo"):
             raise ConfigError(f"backend={self.backend!r} is not allowed: expected nccl or gloo.")
-        if learned_policy_reference(self.policy) is not None and self.augment_on == "cpu":
+        if policy_reference(self.policy) is not None and self.augment_on == "cpu":
             raise ConfigError(f"policy={self.policy} runs batched on the training device; it has "
                               "no per-image PIL version for augment_on=cpu: use "
                               "augment_on=device.")

@@ -45,21 +45,21 @@ def preflight(config, select: Callable | None = None) -> None:
     Precision(config.amp, select_device(config.device))
     bundle = load_dataset(config.dataset, config.data_path or None)
     split_training_set(config, select(config, bundle) if select is not None else bundle)
-    _check_learned_policy(getattr(config, "policy", ""))
+    _check_policy_reference(getattr(config, "policy", ""))
     if config.resume:
         from augssl.engine.checkpoint import resolve_resume
 
         resolve_resume(config.resume)
 
 
-def _check_learned_policy(policy: str) -> None:
-    """An ``aws:<reference>`` policy must name a readable policy file or search run."""
-    from augssl.search.aws.learned import learned_policy_reference, resolve_learned_policy
-    from augssl.search.aws.policy import load_policy
+def _check_policy_reference(policy: str) -> None:
+    """A ``<scheme>:<reference>`` policy (e.g. ``aws:<run id>``) must name a usable policy."""
+    from augssl.augment.policy_schemes import policy_reference
 
-    reference = learned_policy_reference(policy)
-    if reference is not None:
-        load_policy(resolve_learned_policy(reference))
+    found = policy_reference(policy)
+    if found is not None:
+        scheme, reference = found
+        scheme.check(reference)
 
 
 def _explain_on_launcher_run(message: str) -> None:

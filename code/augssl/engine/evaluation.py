@@ -28,7 +28,8 @@ def create_evaluator(model_for_eval, prepare, precision, num_classes: int) -> En
 
 def evaluate(evaluator: Engine, batches, split: str, class_names: list[str]
              ) -> tuple[dict[str, float], torch.Tensor]:
-    """Run ``evaluator`` over ``batches``: (metrics named ``<split>/<metric>``, confusion matrix)."""
+    """Run ``evaluator`` over ``batches``: (metrics named ``<split>/<metric>``, confusion
+    matrix)."""
     evaluator.run(batches)
     matrix = evaluator.state.metrics["confusion"].cpu()
     summary = summarise(matrix)

@@ -12,15 +12,20 @@ import numpy as np
 import torch
 
 from augssl.augment import AugmentSpec, build_batch_transform, build_pil_transform, fill_from_mean
+from augssl.augment.policy_schemes import policy_reference
 from augssl.config import ConfigError
-from augssl.data.loaders import (BatchPreparer, DeviceBatches, derived_seed, images_as_tensor,
-                                 worker_batches)
+from augssl.data.loaders import (
+    BatchPreparer,
+    DeviceBatches,
+    derived_seed,
+    images_as_tensor,
+    worker_batches,
+)
 from augssl.data.sources import load_dataset
 from augssl.data.splits import Splits, make_splits
 from augssl.engine.amp import Precision
 from augssl.engine.tracking import RunTracker
 from augssl.models import build_model
-from augssl.search.aws.learned import LearnedPolicyAugment, learned_policy_reference
 
 
 def select_device(choice: str) -> torch.device:
@@ -154,10 +159,12 @@ def train_eval_rows(labelled: np.ndarray, config) -> np.ndarray:
 
 
 def device_augment(policy: str, spec: AugmentSpec):
-    """The batched augmentation of a policy name, or of a learned ``aws:<reference>`` policy."""
-    reference = learned_policy_reference(policy)
-    if reference is not None:
-        return LearnedPolicyAugment.from_reference(reference, spec)
+    """The batched augmentation of a policy name, or of a ``<scheme>:<reference>`` policy such as
+    ``aws:<run id>`` (`augssl.augment.policy_schemes`)."""
+    found = policy_reference(policy)
+    if found is not None:
+        scheme, reference = found
+        return scheme.augment(reference, spec)
     return build_batch_transform(policy, spec)
 
 

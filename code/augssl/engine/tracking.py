@@ -110,8 +110,8 @@ class RunTracker:
             listed = "; ".join(f"{k}: run has {old!r}, now {new!r}" for k, (old, new) in
                                sorted(clashes.items()))
             mlflow.end_run("FAILED")
-            raise ConfigError(f"the run {self.run_id} was started with other parameters ({listed}). "
-                              "Resume with the parameters of the original run.")
+            raise ConfigError(f"the run {self.run_id} was started with other parameters "
+                              f"({listed}). Resume with the parameters of the original run.")
         new = {k: v for k, v in wanted.items() if logged(k) is None}
         new.update({f"resolved_{k}": v for k, (_, v) in clashes.items()})
         if new:

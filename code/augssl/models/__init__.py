@@ -36,7 +36,8 @@ class _Variant:
 
     def options(self) -> tuple[str, ...]:
         parameters = inspect.signature(self.constructor).parameters
-        return tuple(name for name in parameters if name not in _SHAPE_ARGUMENTS and name not in self.fixed)
+        return tuple(name for name in parameters
+                     if name not in _SHAPE_ARGUMENTS and name not in self.fixed)
 
 
 _REGISTRY: dict[str, _Variant] = {
@@ -59,7 +60,8 @@ MODEL_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
 
 def check_model_name(name: str) -> None:
-    """Raise the ``ValueError`` :func:`build_model` would raise for ``name``, without building anything."""
+    """Raise the ``ValueError`` :func:`build_model` would raise for ``name``, without building
+    anything."""
     if name in _REGISTRY:
         return
     closest = difflib.get_close_matches(str(name), MODEL_NAMES, n=1, cutoff=0.0)
@@ -75,7 +77,8 @@ def model_options(name: str) -> tuple[str, ...]:
     return _REGISTRY[name].options()
 
 
-def build_model(name: str, num_classes: int, in_channels: int = 3, **kwargs: Any) -> FeatureClassifier:
+def build_model(name: str, num_classes: int, in_channels: int = 3,
+                **kwargs: Any) -> FeatureClassifier:
     """Build the classifier called ``name`` (one of :data:`MODEL_NAMES`).
 
     ``kwargs`` are model options, e.g. ``dropout`` for the Wide ResNets,

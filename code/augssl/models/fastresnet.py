@@ -30,7 +30,8 @@ class _Residual(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.branch = nn.Sequential(conv_bn_relu(channels, channels), conv_bn_relu(channels, channels))
+        self.branch = nn.Sequential(conv_bn_relu(channels, channels),
+                                    conv_bn_relu(channels, channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.branch(x)

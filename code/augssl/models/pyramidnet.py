@@ -35,7 +35,8 @@ class ShakeDropScale(torch.autograd.Function):
     """Scale by ``gate + (1 - gate) * alpha`` forward and ``gate + (1 - gate) * beta`` backward."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, gate: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, gate: torch.Tensor, alpha: torch.Tensor,
+                beta: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(gate, beta)
         return x * (gate + (1 - gate) * alpha)
 
@@ -49,14 +50,16 @@ def shake_drop(x: torch.Tensor, survival_probability: float, training: bool) -> 
     if not training:
         return x * survival_probability
     coefficient_shape = (x.shape[0],) + (1,) * (x.dim() - 1)
-    gate = torch.bernoulli(torch.full(coefficient_shape, survival_probability, device=x.device, dtype=x.dtype))
+    gate = torch.bernoulli(torch.full(coefficient_shape, survival_probability, device=x.device,
+                                      dtype=x.dtype))
     alpha = torch.empty(coefficient_shape, device=x.device, dtype=x.dtype).uniform_(-1.0, 1.0)
     beta = torch.rand(coefficient_shape, device=x.device, dtype=x.dtype)
     return ShakeDropScale.apply(x, gate, alpha, beta)
 
 
 class _ShakeDropBottleneck(nn.Module):
-    def __init__(self, in_channels: int, planes: int, stride: int, survival_probability: float) -> None:
+    def __init__(self, in_channels: int, planes: int, stride: int,
+                 survival_probability: float) -> None:
         super().__init__()
         out_channels = planes * _BOTTLENECK_EXPANSION
         self.residual = nn.Sequential(
@@ -95,10 +98,12 @@ class PyramidNet(FeatureClassifier):
         check_io_sizes(num_classes, in_channels)
         if depth < 11 or (depth - 2) % (3 * _LAYERS_PER_BLOCK) != 0:
             raise ValueError(
-                f"PyramidNet (bottleneck) depth must be 9n+2 with n >= 1 (e.g. 11, 110, 272), got {depth}"
+                "PyramidNet (bottleneck) depth must be 9n+2 with n >= 1 (e.g. 11, 110, 272), "
+                f"got {depth}"
             )
         if alpha < 0:
-            raise ValueError(f"PyramidNet alpha (total width increase) must be >= 0 (e.g. 48 or 200), got {alpha}")
+            raise ValueError("PyramidNet alpha (total width increase) must be >= 0 (e.g. 48 or "
+                             f"200), got {alpha}")
         if not 0.0 < final_survival_probability <= 1.0:
             raise ValueError(
                 f"final_survival_probability must lie in (0, 1] (0.5 in the ShakeDrop paper), "

@@ -30,7 +30,8 @@ class ShakeShakeMix(torch.autograd.Function):
     """``alpha * x1 + (1 - alpha) * x2`` forward, gradients weighted by ``beta`` / ``1 - beta``."""
 
     @staticmethod
-    def forward(ctx, x1: torch.Tensor, x2: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, x1: torch.Tensor, x2: torch.Tensor, alpha: torch.Tensor,
+                beta: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(beta)
         return alpha * x1 + (1 - alpha) * x2
 
@@ -84,7 +85,8 @@ class _ShakeShakeBlock(nn.Module):
         self.branch1 = _branch(in_channels, out_channels, stride)
         self.branch2 = _branch(in_channels, out_channels, stride)
         needs_projection = stride != 1 or in_channels != out_channels
-        self.shortcut = _ShiftedPairShortcut(in_channels, out_channels, stride) if needs_projection else nn.Identity()
+        self.shortcut = (_ShiftedPairShortcut(in_channels, out_channels, stride)
+                         if needs_projection else nn.Identity())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.shortcut(x) + shake_shake(self.branch1(x), self.branch2(x), self.training)

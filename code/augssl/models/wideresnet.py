@@ -27,7 +27,8 @@ SSL_BN_MOMENTUM = 0.001
 
 
 class _PreActBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, stride: int, dropout: float, bn_momentum: float) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int, dropout: float,
+                 bn_momentum: float) -> None:
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_channels, momentum=bn_momentum)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
@@ -36,7 +37,8 @@ class _PreActBlock(nn.Module):
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
         needs_projection = stride != 1 or in_channels != out_channels
         self.shortcut = (
-            nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False) if needs_projection else None
+            nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+            if needs_projection else None
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -73,7 +73,12 @@ from augssl.search.autodo.hypergrad import (
     network_hypergradient,
 )
 from augssl.search.autodo.hyperopt import DEFAULT_HYPER_LR, HyperOptimizer, hyper_passes_due
-from augssl.search.autodo.loss_model import LABEL_SMOOTHING, LOSS_MODES, LossModel, loss_memory_bytes
+from augssl.search.autodo.loss_model import (
+    LABEL_SMOOTHING,
+    LOSS_MODES,
+    LossModel,
+    loss_memory_bytes,
+)
 from augssl.search.autodo.rows import RowSlice, take_rows
 from augssl.search.autodo.training_set import TrainingRows, draw_biased_split
 

@@ -30,6 +30,11 @@ Figures (`augssl.search.aws.figures`, imported on its own so that this package d
 matplotlib): `save_policy_heatmap(policy, path)` draws P(op1, op2) with every operation named,
 `save_entropy_curve(entropies, path)` the policy's entropy over the search loops.
 
+Training with a learned policy (`learned`): importing this package registers the `aws:` policy
+scheme (`augssl.augment.policy_schemes`), so that every entry takes `policy=aws:<run id or
+policy.json>`: `resolve_learned_policy(reference)` finds the policy file, `LearnedPolicyAugment`
+applies weak -> one learned pair per image -> Cutout.
+
 One search loop, as the entry script wires it:
 
     transform = policy.transform()
@@ -43,6 +48,8 @@ One search loop, as the entry script wires it:
     stats = ppo.update([PolicyEvaluation(counts, reward)])
 """
 
+from augssl.augment.policy_schemes import register_policy_scheme
+from augssl.search.aws.learned import LEARNED_POLICY_SCHEME
 from augssl.search.aws.policy import (
     NUM_PAIRS,
     AugmentedPairs,
@@ -112,3 +119,5 @@ __all__ = [
     "plan_pairs",
     "save_policy",
 ]
+
+register_policy_scheme(LEARNED_POLICY_SCHEME)  # policy=aws:<run id or policy.json>

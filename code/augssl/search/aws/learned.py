@@ -14,20 +14,14 @@ from pathlib import Path
 import torch
 
 from augssl.augment import AugmentSpec, BatchCutout, BatchWeak
-from augssl.search.aws.policy import PairPolicyTransform, load_policy_transform
+from augssl.augment.policy_schemes import PolicyScheme
+from augssl.search.aws.policy import PairPolicyTransform, load_policy, load_policy_transform
 
-__all__ = ["LEARNED_POLICY_FORM", "LearnedPolicyAugment", "learned_policy_reference",
+__all__ = ["LEARNED_POLICY_SCHEME", "LearnedPolicyAugment", "check_learned_policy",
            "resolve_learned_policy"]
 
-PREFIX = "aws:"
-LEARNED_POLICY_FORM = PREFIX + "<run id or policy.json>"
 POLICY_ARTIFACT = "policy.json"
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
-
-
-def learned_policy_reference(policy: str) -> str | None:
-    """The run id or file of ``aws:<reference>``; None for a named policy."""
-    return policy[len(PREFIX):] if policy.startswith(PREFIX) else None
 
 
 def resolve_learned_policy(reference: str) -> Path:
@@ -54,6 +48,11 @@ def resolve_learned_policy(reference: str) -> Path:
     return Path(local)
 
 
+def check_learned_policy(reference: str) -> None:
+    """Fail, before any training, unless ``reference`` names a readable policy."""
+    load_policy(resolve_learned_policy(reference))
+
+
 class LearnedPolicyAugment:
     """weak -> one learned pair per image -> Cutout; ``augment(images_uint8, generator)``."""
 
@@ -71,3 +70,9 @@ class LearnedPolicyAugment:
                  ) -> torch.Tensor:
         images = self.pairs(self.weak(images, generator), generator, self.fill)
         return self.cutout(images, generator) if self.cutout is not None else images
+
+
+# registered by augssl.search.aws, which augssl.augment.policy_schemes imports for "aws:" values
+LEARNED_POLICY_SCHEME = PolicyScheme(prefix="aws", reference=f"<run id or {POLICY_ARTIFACT}>",
+                                     check=check_learned_policy,
+                                     augment=LearnedPolicyAugment.from_reference)

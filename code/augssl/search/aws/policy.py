@@ -102,7 +102,8 @@ class PairPolicy(nn.Module):
 
     def log_joint(self) -> torch.Tensor:
         """log P(op1, op2), shape (36, 36), differentiable."""
-        return F.log_softmax(self.first_logits, dim=0).unsqueeze(1) + F.log_softmax(self.second_logits, dim=1)
+        first = F.log_softmax(self.first_logits, dim=0).unsqueeze(1)
+        return first + F.log_softmax(self.second_logits, dim=1)
 
     def joint(self) -> torch.Tensor:
         """P(op1, op2) as a (36, 36) matrix summing to 1."""
@@ -118,7 +119,10 @@ class PairPolicy(nn.Module):
         return -(log_joint.exp() * log_joint).sum()
 
     def sample(
-        self, count: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+        self,
+        count: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """`count` independent pairs (first, second), on `device` (default: the policy's device)."""
         target = self.first_logits.device if device is None else device
@@ -150,10 +154,12 @@ class PairPolicy(nn.Module):
 
     @classmethod
     def from_dict(cls, description: dict[str, Any]) -> PairPolicy:
-        """Inverse of `to_dict`: a policy with the stored distribution (top-k entries are ignored)."""
+        """Inverse of `to_dict`: a policy with the stored distribution (top-k entries are
+        ignored)."""
         first, second = _read_distribution(description)
         policy = cls()
-        tiny = torch.finfo(torch.float32).tiny  # zero probabilities stay finite so that Adam keeps working
+        # zero probabilities stay finite so that Adam keeps working
+        tiny = torch.finfo(torch.float32).tiny
         with torch.no_grad():
             policy.first_logits.copy_(first.clamp(min=tiny).log())
             policy.second_logits.copy_(second.clamp(min=tiny).log())
@@ -165,7 +171,11 @@ def _top_pairs(joint: torch.Tensor, k: int) -> list[SubPolicy]:
         raise ValueError(f"top_k must lie in 1..{NUM_PAIRS} (the number of pairs), got {k}")
     probabilities, flat = joint.reshape(-1).double().cpu().topk(k)
     return [
-        SubPolicy(OPERATION_NAMES[index // NUM_OPERATIONS], OPERATION_NAMES[index % NUM_OPERATIONS], float(p))
+        SubPolicy(
+            OPERATION_NAMES[index // NUM_OPERATIONS],
+            OPERATION_NAMES[index % NUM_OPERATIONS],
+            float(p),
+        )
         for p, index in zip(probabilities.tolist(), flat.tolist())
     ]
 
@@ -173,10 +183,16 @@ def _top_pairs(joint: torch.Tensor, k: int) -> list[SubPolicy]:
 def _read_distribution(description: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
     fix = "write the file with save_policy from the same version of the search space"
     if not isinstance(description, dict):
-        raise ValueError(f"an AWS policy is a JSON object, got a {type(description).__name__}; {fix}")
-    if description.get("format") != POLICY_FORMAT or description.get("version") != POLICY_FORMAT_VERSION:
         raise ValueError(
-            f"not an AWS policy: expected format {POLICY_FORMAT!r} version {POLICY_FORMAT_VERSION}, got "
+            f"an AWS policy is a JSON object, got a {type(description).__name__}; {fix}"
+        )
+    if (
+        description.get("format") != POLICY_FORMAT
+        or description.get("version") != POLICY_FORMAT_VERSION
+    ):
+        raise ValueError(
+            f"not an AWS policy: expected format {POLICY_FORMAT!r} version "
+            f"{POLICY_FORMAT_VERSION}, got "
             f"format {description.get('format')!r} version {description.get('version')!r}; {fix}"
         )
     if description.get("operations") != list(OPERATION_NAMES):
@@ -186,25 +202,31 @@ def _read_distribution(description: dict[str, Any]) -> tuple[torch.Tensor, torch
         )
     magnitudes = description.get("magnitudes")
     if not isinstance(magnitudes, list) or len(magnitudes) != NUM_OPERATIONS:
-        raise ValueError(f"the policy needs a list of {NUM_OPERATIONS} operation 'magnitudes'; {fix}")
+        raise ValueError(
+            f"the policy needs a list of {NUM_OPERATIONS} operation 'magnitudes'; {fix}"
+        )
     for name, stored, current in zip(OPERATION_NAMES, magnitudes, _MAGNITUDES):
-        same = isinstance(stored, (int, float)) and math.isclose(stored, current, rel_tol=1e-9, abs_tol=1e-12)
+        same = isinstance(stored, (int, float)) and math.isclose(
+            stored, current, rel_tol=1e-9, abs_tol=1e-12
+        )
         if not same:
             raise ValueError(
-                f"the policy's operation magnitudes differ from this search space's: {name} is {stored!r} "
-                f"in the file and {current!r} here; {fix}"
+                "the policy's operation magnitudes differ from this search space's: "
+                f"{name} is {stored!r} in the file and {current!r} here; {fix}"
             )
     try:
         first = torch.tensor(description["first"], dtype=torch.float64)
         second = torch.tensor(description["second_given_first"], dtype=torch.float64)
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(
-            f"the policy's 'first' / 'second_given_first' lists are missing or malformed ({error}); {fix}"
+            "the policy's 'first' / 'second_given_first' lists are missing or malformed "
+            f"({error}); {fix}"
         ) from None
     if first.shape != (NUM_OPERATIONS,) or second.shape != (NUM_OPERATIONS, NUM_OPERATIONS):
         raise ValueError(
             f"expected 'first' of length {NUM_OPERATIONS} and 'second_given_first' of shape "
-            f"{NUM_OPERATIONS}x{NUM_OPERATIONS}, got {tuple(first.shape)} and {tuple(second.shape)}; {fix}"
+            f"{NUM_OPERATIONS}x{NUM_OPERATIONS}, got {tuple(first.shape)} and "
+            f"{tuple(second.shape)}; {fix}"
         )
     sums = torch.cat([first.sum().view(1), second.sum(dim=1)])
     if not torch.isfinite(sums).all() or (first < 0).any() or (second < 0).any() or (
@@ -226,13 +248,17 @@ class PairPolicyTransform:
             float(joint.sum()), 1.0, abs_tol=_SUM_TOLERANCE
         ):
             raise ValueError(
-                f"a policy transform needs a non-negative ({NUM_OPERATIONS}, {NUM_OPERATIONS}) joint "
-                f"distribution summing to 1, got shape {tuple(joint.shape)} and sum {float(joint.sum()):.6g}"
+                f"a policy transform needs a non-negative ({NUM_OPERATIONS}, {NUM_OPERATIONS}) "
+                f"joint distribution summing to 1, got shape {tuple(joint.shape)} and sum "
+                f"{float(joint.sum()):.6g}"
             )
         self.joint = joint / joint.sum()
 
     def sample(
-        self, count: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+        self,
+        count: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str = "cpu",
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return _sample_from_joint(self.joint, count, generator, device)
 
@@ -243,7 +269,8 @@ class PairPolicyTransform:
         pixels geometric ops uncover (the data set's mean colour in training)."""
         check_batch(images)
         first, second = self.sample(images.shape[0], generator, images.device)
-        return AugmentedPairs(apply_pairs(images, first, second, generator, fill=fill), first, second)
+        images = apply_pairs(images, first, second, generator, fill=fill)
+        return AugmentedPairs(images, first, second)
 
     def __call__(
         self, images: torch.Tensor, generator: torch.Generator | None = None, fill: Fill = FILL_GREY
@@ -255,7 +282,8 @@ class PairPolicyTransform:
 
     def __repr__(self) -> str:
         best = self.top_k(1)[0]
-        return f"PairPolicyTransform(most probable {best.first} -> {best.second}: {best.probability:.4g})"
+        return (f"PairPolicyTransform(most probable {best.first} -> {best.second}: "
+                f"{best.probability:.4g})")
 
 
 def enlarge_batch(
@@ -272,16 +300,21 @@ def enlarge_batch(
     check_batch(images)
     if multiplicity < 1:
         raise ValueError(
-            f"the Enlarge Batch multiplicity must be a positive number of copies, got {multiplicity}"
+            "the Enlarge Batch multiplicity must be a positive number of copies, got "
+            f"{multiplicity}"
         )
     if targets.shape[0] != images.shape[0]:
         raise ValueError(
-            f"targets must hold one entry per image: {images.shape[0]} images but {targets.shape[0]} targets"
+            f"targets must hold one entry per image: {images.shape[0]} images but "
+            f"{targets.shape[0]} targets"
         )
     repeated = images.repeat_interleave(multiplicity, dim=0)
     augmented = transform.augment(repeated, generator, fill)
     return EnlargedBatch(
-        augmented.images, targets.repeat_interleave(multiplicity, dim=0), augmented.first, augmented.second
+        augmented.images,
+        targets.repeat_interleave(multiplicity, dim=0),
+        augmented.first,
+        augmented.second,
     )
 
 

@@ -5,7 +5,8 @@ of the pairs sampled while a copy of the shared weights was fine-tuned, and the 
 copy earned.  Its advantage A = r - b (b: an exponential moving average of past rewards) is
 spread over the pairs in proportion to their share of the histogram, so the surrogate is
 
-    J = mean over evaluations of  sum over pairs  w(pair) * min(rho * A, clip(rho, 1 - eps, 1 + eps) * A)
+    J = mean over evaluations of  sum over pairs
+            w(pair) * min(rho * A, clip(rho, 1 - eps, 1 + eps) * A)
 
 with rho = P_new(pair) / P_old(pair) against the policy at the start of the update.  A few Adam
 steps maximise J plus a small entropy bonus; the update stops early once the KL divergence
@@ -38,20 +39,25 @@ class PolicyEvaluation:
         counts = torch.as_tensor(self.pair_counts).detach().to(device="cpu", dtype=torch.float64)
         if counts.numel() != NUM_PAIRS:
             raise ValueError(
-                f"pair_counts must be a ({NUM_OPERATIONS}, {NUM_OPERATIONS}) histogram of sampled pairs, "
-                f"got shape {tuple(counts.shape)}; build it with pair_counts(first, second)"
+                f"pair_counts must be a ({NUM_OPERATIONS}, {NUM_OPERATIONS}) histogram of sampled "
+                f"pairs, got shape {tuple(counts.shape)}; build it with pair_counts(first, second)"
             )
         if not torch.isfinite(counts).all() or (counts < 0).any() or counts.sum() <= 0:
             raise ValueError(
-                "pair_counts must be finite, non-negative and not all zero (the fine-tuning sampled no pair?)"
+                "pair_counts must be finite, non-negative and not all zero (the fine-tuning "
+                "sampled no pair?)"
             )
         if not math.isfinite(float(self.reward)):
-            raise ValueError(f"the reward must be a finite number (a validation accuracy), got {self.reward}")
+            raise ValueError(
+                f"the reward must be a finite number (a validation accuracy), got {self.reward}"
+            )
         object.__setattr__(self, "pair_counts", counts.reshape(NUM_OPERATIONS, NUM_OPERATIONS))
         object.__setattr__(self, "reward", float(self.reward))
 
     @classmethod
-    def from_pairs(cls, first: torch.Tensor, second: torch.Tensor, reward: float) -> PolicyEvaluation:
+    def from_pairs(
+        cls, first: torch.Tensor, second: torch.Tensor, reward: float
+    ) -> PolicyEvaluation:
         """From the sampled pairs themselves (index tensors into `SEARCH_SPACE`)."""
         return cls(pair_counts(first, second), reward)
 
@@ -71,7 +77,9 @@ class EMABaseline:
 
     def __init__(self, decay: float = 0.9) -> None:
         if not 0.0 <= decay < 1.0:
-            raise ValueError(f"the baseline decay must lie in [0, 1) (0.9 in AWS AutoAugment), got {decay}")
+            raise ValueError(
+                f"the baseline decay must lie in [0, 1) (0.9 in AWS AutoAugment), got {decay}"
+            )
         self.decay = decay
         self.value: float | None = None
 
@@ -85,7 +93,9 @@ class EMABaseline:
         """Fold the mean of `rewards` into the average; returns the new baseline."""
         _check_rewards(rewards)
         mean = sum(rewards) / len(rewards)
-        self.value = mean if self.value is None else self.decay * self.value + (1.0 - self.decay) * mean
+        self.value = (
+            mean if self.value is None else self.decay * self.value + (1.0 - self.decay) * mean
+        )
         return self.value
 
     def state_dict(self) -> dict[str, Any]:
@@ -117,11 +127,17 @@ class PPOConfig:
         if self.clip <= 0:
             raise ValueError(f"PPOConfig.clip must be positive (0.2 in AWS), got {self.clip}")
         if self.inner_steps < 1:
-            raise ValueError(f"PPOConfig.inner_steps must be at least 1 Adam step, got {self.inner_steps}")
+            raise ValueError(
+                f"PPOConfig.inner_steps must be at least 1 Adam step, got {self.inner_steps}"
+            )
         if self.max_kl <= 0:
-            raise ValueError(f"PPOConfig.max_kl must be positive (e.g. 0.01..0.05), got {self.max_kl}")
+            raise ValueError(
+                f"PPOConfig.max_kl must be positive (e.g. 0.01..0.05), got {self.max_kl}"
+            )
         if self.entropy_coefficient < 0:
-            raise ValueError(f"PPOConfig.entropy_coefficient must be >= 0, got {self.entropy_coefficient}")
+            raise ValueError(
+                f"PPOConfig.entropy_coefficient must be >= 0, got {self.entropy_coefficient}"
+            )
 
 
 def clipped_surrogate(
@@ -167,7 +183,9 @@ class PolicyPPO:
             raise ValueError("a policy update needs at least one PolicyEvaluation, got none")
         rewards = [evaluation.reward for evaluation in evaluations]
         device = self.policy.first_logits.device
-        advantages = torch.tensor(self.baseline.advantages(rewards), dtype=torch.float32, device=device)
+        advantages = torch.tensor(
+            self.baseline.advantages(rewards), dtype=torch.float32, device=device
+        )
         weights = torch.stack([evaluation.pair_weights for evaluation in evaluations]).to(
             device=device, dtype=torch.float32
         )
@@ -175,10 +193,14 @@ class PolicyPPO:
         steps, early_stopped = 0, False
         for _ in range(self.config.inner_steps):
             log_joint = self.policy.log_joint()
-            if steps > 0 and float(kl_divergence(old_log_joint, log_joint.detach())) > self.config.max_kl:
+            if steps > 0 and (
+                float(kl_divergence(old_log_joint, log_joint.detach())) > self.config.max_kl
+            ):
                 early_stopped = True
                 break
-            objective = clipped_surrogate(log_joint - old_log_joint, advantages, weights, self.config.clip)
+            objective = clipped_surrogate(
+                log_joint - old_log_joint, advantages, weights, self.config.clip
+            )
             loss = -(objective + self.config.entropy_coefficient * self.policy.entropy())
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

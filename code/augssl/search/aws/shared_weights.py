@@ -49,9 +49,10 @@ def fork_model(
     ]
     if foreign:
         raise ValueError(
-            f"the optimiser factory returned an optimiser over {len(foreign)} parameter tensor(s) that "
-            "do not belong to the model copy (the shared weights?); it must build the optimiser on "
-            "the parameters it is given, e.g. lambda params: torch.optim.SGD(params, lr=0.01)"
+            f"the optimiser factory returned an optimiser over {len(foreign)} parameter "
+            "tensor(s) that do not belong to the model copy (the shared weights?); it must build "
+            "the optimiser on the parameters it is given, e.g. "
+            "lambda params: torch.optim.SGD(params, lr=0.01)"
         )
     return ForkedModel(model, optimizer)
 
@@ -62,8 +63,12 @@ def best_mean_reward(accuracies: Sequence[float], best: int = REWARD_BEST_EPOCHS
     With fewer than `best` values, all of them are averaged.
     """
     if best < 1:
-        raise ValueError(f"the reward averages the best `best` accuracies; best must be >= 1, got {best}")
+        raise ValueError(
+            f"the reward averages the best `best` accuracies; best must be >= 1, got {best}"
+        )
     if len(accuracies) == 0:
-        raise ValueError("the reward needs at least one validation accuracy of the fine-tuned copy, got none")
+        raise ValueError(
+            "the reward needs at least one validation accuracy of the fine-tuned copy, got none"
+        )
     top = sorted((float(accuracy) for accuracy in accuracies), reverse=True)[:best]
     return sum(top) / len(top)

@@ -23,7 +23,13 @@ import torch
 from PIL import Image
 
 from augssl.augment.batch_transforms import AugmentPlan, apply_plan
-from augssl.augment.ops import FILL_GREY, Fill, argument_from_fraction, arguments_from_fractions, op_id
+from augssl.augment.ops import (
+    FILL_GREY,
+    Fill,
+    argument_from_fraction,
+    arguments_from_fractions,
+    op_id,
+)
 from augssl.augment.pil_ops import apply_pil_op, check_pil_image
 from augssl.augment.tensor_ops import check_batch
 
@@ -47,7 +53,8 @@ LEVEL_SCALE = 10
 
 @dataclass(frozen=True)
 class SearchOperation:
-    """One entry of the search space: an operation of `augment.ops` at one level (None: no magnitude)."""
+    """One entry of the search space: an operation of `augment.ops` at one level (None: no
+    magnitude)."""
 
     op: str
     level: int | None
@@ -91,7 +98,9 @@ def operation_index(operation: str | int) -> int:
                 f"of {', '.join(OPERATION_NAMES)}"
             ) from None
     if not 0 <= int(operation) < NUM_OPERATIONS:
-        raise ValueError(f"search operation index {operation} out of range; expected 0..{NUM_OPERATIONS - 1}")
+        raise ValueError(
+            f"search operation index {operation} out of range; expected 0..{NUM_OPERATIONS - 1}"
+        )
     return int(operation)
 
 
@@ -117,19 +126,23 @@ def _check_indices(indices: torch.Tensor, label: str, count: int | None = None) 
 def _random_signs(
     shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str
 ) -> torch.Tensor:
-    """Fair coin flips drawn on the generator's device, returned on `device` (reproducible anywhere)."""
+    """Fair coin flips drawn on the generator's device, returned on `device` (reproducible
+    anywhere)."""
     source = generator.device if generator is not None else torch.device("cpu")
     return (torch.rand(shape, generator=generator, device=source) < 0.5).to(device)
 
 
-def operation_arguments(indices: torch.Tensor, negate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def operation_arguments(
+    indices: torch.Tensor, negate: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """`augment.ops` op ids and arguments of search operations (indices and signs of equal shape).
 
     Ops without a symmetric range ignore their sign (see `arguments_from_fractions`).
     """
     device = indices.device
     op_ids = _OP_IDS.to(device)[indices]
-    return op_ids, arguments_from_fractions(op_ids, _FRACTIONS.to(device)[indices], negate.to(device))
+    fractions = _FRACTIONS.to(device)[indices]
+    return op_ids, arguments_from_fractions(op_ids, fractions, negate.to(device))
 
 
 def plan_pairs(
@@ -149,7 +162,9 @@ def plan_pairs(
     if negate is None:
         negate = _random_signs((count, 2), generator, first.device)
     elif torch.as_tensor(negate).shape != (count, 2):
-        raise ValueError(f"negate must have shape ({count}, 2), got {tuple(torch.as_tensor(negate).shape)}")
+        raise ValueError(
+            f"negate must have shape ({count}, 2), got {tuple(torch.as_tensor(negate).shape)}"
+        )
     pairs = torch.stack([first, second], dim=1)
     op_ids, arguments = operation_arguments(pairs, torch.as_tensor(negate, dtype=torch.bool))
     return AugmentPlan(op_ids, arguments, first * NUM_OPERATIONS + second)
@@ -172,7 +187,9 @@ def apply_pairs(
             f"first must hold {images.shape[0]} operation indices (one per image), "
             f"got shape {tuple(first.shape)}"
         )
-    plan = plan_pairs(first.to(images.device), torch.as_tensor(second).to(images.device), generator, negate)
+    plan = plan_pairs(
+        first.to(images.device), torch.as_tensor(second).to(images.device), generator, negate
+    )
     return apply_plan(images, plan, fill)
 
 
@@ -184,7 +201,8 @@ def apply_pair_pil(
     rng: random.Random | None = None,
     fill: Fill = FILL_GREY,
 ) -> Image.Image:
-    """PIL reference of `apply_pairs` for one image; signs come from `negate` or `rng` (else `random`)."""
+    """PIL reference of `apply_pairs` for one image; signs come from `negate` or `rng` (else
+    `random`)."""
     check_pil_image(image)
     source = rng if rng is not None else random
     for step, operation in enumerate((first, second)):

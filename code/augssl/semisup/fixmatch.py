@@ -27,7 +27,8 @@ def pseudo_label_loss(weak_logits: torch.Tensor, strong_logits: torch.Tensor, th
                       temperature: float = 1.0) -> PseudoLabelLoss:
     with torch.no_grad():
         # the temperature changes the confidence the threshold reads, not the argmax: as in the
-        # reference, and unlike UDA's mask (augssl.ssl.consistency), which reads the plain softmax
+        # reference, and unlike UDA's mask (augssl.semisup.consistency), which reads the plain
+        # softmax
         probabilities = torch.softmax(weak_logits.detach().float() / temperature, dim=1)
         confidence, pseudo_labels = probabilities.max(dim=1)
         mask = (confidence >= threshold).float()
