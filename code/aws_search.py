@@ -24,55 +24,39 @@ import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch
 
 # isort: split
 
-import copy
 import json
-import math
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from ignite.engine import Engine
 
-from augssl.augment import AugmentSpec, BatchCutout, BatchWeak
 from augssl.config import ConfigError, spec
-from augssl.data.loaders import cycle, derived_seed, resume_batches
-from augssl.engine.amp import Precision
+from augssl.data.loaders import resume_batches
 from augssl.engine.checkpoint import resolve_resume
 from augssl.engine.config import TrainingConfig
 from augssl.engine.entry import launch
-from augssl.engine.evaluation import create_evaluator, evaluate
-from augssl.engine.optim import build_optimizer, build_scheduler, lr_factor
-from augssl.engine.session import Session, available_cores, open_session, run_tracked
-from augssl.engine.trainer import NonFiniteLossError, TrainingLoop
+from augssl.engine.evaluation import evaluate
+from augssl.engine.optim import build_optimizer, build_scheduler
+from augssl.engine.session import Session, open_session, run_tracked
+from augssl.engine.trainer import TrainingLoop
 from augssl.search.aws import (
-    NUM_OPERATIONS,
     NUM_PAIRS,
-    OPERATION_NAMES,
     EMABaseline,
-    EnlargedBatch,
     PairPolicy,
-    PairPolicyTransform,
     PolicyEvaluation,
     PolicyPPO,
     PPOConfig,
-    best_mean_reward,
-    enlarge_batch,
-    fork_model,
-    pair_counts,
     save_policy,
 )
+from augssl.search.aws.child_runs import discard_unfinished_loop, log_evaluations
+from augssl.search.aws.executors import EXECUTORS, import_ray, open_executor
+from augssl.search.aws.policy_evaluation import EvaluationResult, EvaluationTask, validation_batches
+from augssl.search.aws.training_step import PairAugment, pair_step
 
 ENTRY = "aws_search"
-EXECUTORS = ("inprocess", "ray")
 POLICY_FILE = "policy.json"
 SHARED_WEIGHTS_FILE = "shared_weights.pt"
-PARENT_TAG = "mlflow.parentRunId"  # what MLflow reads to nest a run under another
-LOOP_TAG = "augssl.search_loop"
-EVALUATION_TAG = "augssl.evaluation"
-VALIDATION_BATCH_SIZE = 512
 
 
 @dataclass(frozen=True)
@@ -155,259 +139,6 @@ class AwsSearchConfig(TrainingConfig):
                          baseline_decay=self.baseline_decay)
 
 
-class PairAugment:
-    """The search's training augmentation: weak crop/flip, one pair drawn from a policy for each
-    image (with Enlarge Batch, `multiplicity` copies of each image, each with its own pair),
-    then Cutout."""
-
-    def __init__(self, spec: AugmentSpec, multiplicity: int):
-        self.weak = BatchWeak(spec.pad, spec.flip)
-        self.cutout = BatchCutout(spec.cutout_size, spec.fill)
-        self.fill = spec.fill
-        self.multiplicity = multiplicity
-
-    def __call__(self, images: torch.Tensor, targets: torch.Tensor,
-                 transform: PairPolicyTransform, generator: torch.Generator) -> EnlargedBatch:
-        batch = enlarge_batch(self.weak(images, generator), targets, transform,
-                              self.multiplicity, generator, self.fill)
-        return batch._replace(images=self.cutout(batch.images, generator))
-
-
-def train_on_batch(model, optimizer, precision: Precision, augment: PairAugment,
-                   transform: PairPolicyTransform, prepare, batch, step: int, stream: int,
-                   label_smoothing: float) -> tuple[torch.Tensor, EnlargedBatch]:
-    """One optimiser step on a batch augmented with pairs from ``transform``; the augmentation
-    randomness depends only on (seed, step, stream)."""
-    model.train()
-    images, targets, _ = batch
-    images = images.to(prepare.device, non_blocking=True)
-    targets = targets.to(prepare.device, non_blocking=True)
-    augmented = augment(images, targets, transform, prepare.generator_for(step, stream))
-    with precision.autocast():
-        logits = model(prepare.normalise(augmented.images))
-        loss = F.cross_entropy(logits, augmented.targets, label_smoothing=label_smoothing)
-    precision.backward_and_step(loss, optimizer)
-    return loss.detach(), augmented
-
-
-def make_shared_step(model, optimizer, precision, augment, prepare, label_smoothing: float):
-    """Stage 1: the shared weights learn under the uniform policy."""
-    uniform = PairPolicy().transform()
-
-    def step(engine: Engine, batch) -> dict:
-        loss, _ = train_on_batch(model, optimizer, precision, augment, uniform, prepare, batch,
-                                 engine.state.iteration, 0, label_smoothing)
-        return {"loss": loss}
-
-    return step
-
-
-class EvaluationTask(NamedTuple):
-    loop: int  # 1-based search loop
-    index: int  # 1-based evaluation within the loop
-
-
-class EvaluationResult(NamedTuple):
-    loop: int
-    index: int
-    reward: float
-    accuracies: list[float]  # validation accuracy after each fine-tuning epoch
-    pair_counts: torch.Tensor  # (36, 36) int64 on the CPU
-    weight_shift: float  # |w_copy - w_shared| / |w_shared| over the parameters
-    seconds: float
-
-
-def relative_change(changed: torch.nn.Module, reference: torch.nn.Module) -> float:
-    with torch.no_grad():
-        pairs = list(zip(changed.parameters(), reference.parameters()))
-        delta = torch.stack([(a - b).float().pow(2).sum() for a, b in pairs]).sum()
-        norm = torch.stack([b.float().pow(2).sum() for _, b in pairs]).sum()
-    return math.sqrt(float(delta) / max(float(norm), 1e-30))
-
-
-def evaluation_threads(config: AwsSearchConfig) -> int:
-    """The intra-op thread count of every evaluation, decided once by the search process: the
-    float sums of a convolution depend on how many threads split them."""
-    if config.threads_per_evaluation:
-        return config.threads_per_evaluation
-    at_once = config.ray_workers or config.evaluations_per_loop
-    return max(1, available_cores() // at_once)
-
-
-@contextmanager
-def intra_op_threads(count: int):
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-class PolicyEvaluator:
-    """Fine-tunes copies of the shared weights with a policy and measures them on the
-    validation split. It holds everything an evaluation needs (data, shared weights, stage-1
-    optimiser state), so that it lives in the search process or in a Ray worker alike; an
-    evaluation is a pure function of (seed, loop, index, policy), computed with ``threads``
-    intra-op threads wherever it runs."""
-
-    def __init__(self, session: Session, shared_model: torch.nn.Module,
-                 shared_optimizer_state: dict, epoch_length: int, threads: int):
-        c = session.config
-        self.session = session
-        self.threads = threads
-        self.shared_model = shared_model
-        self.optimizer_state = shared_optimizer_state
-        self.epoch_length = epoch_length
-        self.stage1_steps = c.num_epochs * epoch_length
-        self.total_steps = (c.num_epochs + c.finetune_epochs) * epoch_length
-        self.augment = PairAugment(session.augment_spec(), c.enlarge_batch)
-        self.prepare = session.preparer()
-        self.validation = validation_batches(session)
-
-    def _optimizer_on(self, parameters) -> torch.optim.Optimizer:
-        # the copy goes on from stage 1's momentum; a deep copy, since loading a state dict on
-        # the same device would share the shared optimiser's buffers with this one
-        optimizer = build_optimizer(self.session.config, parameters)
-        optimizer.load_state_dict(copy.deepcopy(self.optimizer_state))
-        return optimizer
-
-    def evaluate(self, joint: torch.Tensor, task: EvaluationTask) -> EvaluationResult:
-        start = time.perf_counter()
-        device = self.session.device
-        devices = [torch.cuda.current_device()] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), intra_op_threads(self.threads):
-            torch.manual_seed(derived_seed(self.session.config.seed, task.loop, task.index))
-            fork = fork_model(self.shared_model, self._optimizer_on)
-            accuracies, counts = self._fine_tune(fork, PairPolicyTransform(joint), task)
-        return EvaluationResult(task.loop, task.index, best_mean_reward(accuracies), accuracies,
-                                counts, relative_change(fork.model, self.shared_model),
-                                time.perf_counter() - start)
-
-    def _fine_tune(self, fork, transform: PairPolicyTransform, task: EvaluationTask):
-        c, session = self.session.config, self.session
-        stream = (task.loop - 1) * c.evaluations_per_loop + task.index  # 0 is stage 1's
-        batches, _ = session.batches(session.bundle.train, session.splits.labelled,
-                                     c.batch_size, train=True, stream=stream)
-        data = cycle(batches)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(fork.optimizer, lambda step: lr_factor(
-            self.stage1_steps + step, self.total_steps, c.num_warmup_steps, c.lr_schedule,
-            c.min_lr_ratio))
-        precision = Precision(c.amp, session.device)
-        evaluator = create_evaluator(lambda: fork.model, self.prepare, precision,
-                                     session.num_classes)
-        counts = torch.zeros(NUM_OPERATIONS, NUM_OPERATIONS, dtype=torch.int64,
-                             device=session.device)
-        nonfinite = torch.zeros((), dtype=torch.bool, device=session.device)
-        accuracies = []
-        for epoch in range(c.finetune_epochs):
-            for step in range(epoch * self.epoch_length, (epoch + 1) * self.epoch_length):
-                loss, augmented = train_on_batch(fork.model, fork.optimizer, precision,
-                                                 self.augment, transform, self.prepare,
-                                                 next(data), step, stream, c.label_smoothing)
-                scheduler.step()
-                counts = counts + pair_counts(augmented.first, augmented.second)
-                nonfinite |= ~torch.isfinite(loss)
-            if bool(nonfinite):
-                raise NonFiniteLossError(
-                    f"the fine-tuning loss of evaluation {task.index} of search loop {task.loop} "
-                    "became NaN or infinite; lower learning_rate or turn amp off. The search "
-                    "resumes from its last finished loop with resume=<run id>.")
-            metrics, _ = evaluate(evaluator, self.validation, "validation", session.bundle.classes)
-            accuracies.append(metrics["validation/accuracy"])
-        return accuracies, counts.cpu()
-
-
-def validation_batches(session: Session):
-    return session.batches(session.bundle.train, session.splits.validation,
-                           VALIDATION_BATCH_SIZE, train=False)[0]
-
-
-class InProcessEvaluations:
-    def __init__(self, evaluator: PolicyEvaluator):
-        self.evaluator = evaluator
-
-    def run(self, joint: torch.Tensor, tasks: list[EvaluationTask]) -> list[EvaluationResult]:
-        return [self.evaluator.evaluate(joint, task) for task in tasks]
-
-    def close(self) -> None:
-        pass
-
-
-def import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("executor=ray needs Ray, which is not installed here: run "
-                          "`pip install ray` (or `pip install -e .[ray]` in this repository), "
-                          "or use executor=inprocess.") from None
-    return ray
-
-
-class RemotePolicyEvaluator:
-    """A Ray worker: it opens its own session (data on its device) and rebuilds the shared
-    weights from their state."""
-
-    def __init__(self, config: AwsSearchConfig, shared_state: dict, epoch_length: int,
-                 threads: int):
-        session = open_session(ENTRY, config)
-        model = session.create_model()
-        model.load_state_dict(shared_state["model"])
-        self.evaluator = PolicyEvaluator(session, model, shared_state["optimizer"], epoch_length,
-                                         threads)
-
-    def evaluate(self, joint: torch.Tensor, task: EvaluationTask) -> EvaluationResult:
-        return self.evaluator.evaluate(joint, task)
-
-
-class RayEvaluations:
-    """The evaluations of a loop spread over Ray workers, each built once for the search."""
-
-    def __init__(self, config: AwsSearchConfig, shared_state: dict, epoch_length: int,
-                 threads: int):
-        ray = import_ray()
-        if not ray.is_initialized():
-            ray.init(address=config.ray_address or None)
-        gpus = config.ray_gpus_per_worker
-        if gpus < 0:
-            gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-        worker = ray.remote(num_gpus=gpus, num_cpus=threads)(RemotePolicyEvaluator)
-        shared = ray.put(shared_state)
-        count = config.ray_workers or config.evaluations_per_loop
-        self.ray = ray
-        self.workers = [worker.remote(config, shared, epoch_length, threads)
-                        for _ in range(count)]
-
-    def run(self, joint: torch.Tensor, tasks: list[EvaluationTask]) -> list[EvaluationResult]:
-        pending = [self.workers[i % len(self.workers)].evaluate.remote(joint, task)
-                   for i, task in enumerate(tasks)]
-        return self.ray.get(pending)
-
-    def close(self) -> None:
-        for worker in self.workers:
-            self.ray.kill(worker)
-
-
-def on_cpu(value):
-    """A state dict (nested dicts, lists, tensors) with every tensor on the CPU."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, dict):
-        return {key: on_cpu(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(on_cpu(item) for item in value)
-    return value
-
-
-def open_executor(session: Session, model, optimizer, epoch_length: int):
-    threads = evaluation_threads(session.config)
-    if session.config.executor == "ray":
-        shared = on_cpu({"model": model.state_dict(), "optimizer": optimizer.state_dict()})
-        return RayEvaluations(session.config, shared, epoch_length, threads)
-    return InProcessEvaluations(PolicyEvaluator(session, model, optimizer.state_dict(),
-                                                epoch_length, threads))
-
-
 class SearchProgress:
     """Where the search stands, checkpointed with the shared weights: whether stage 1 is over,
     the policy with its PPO state (Adam, reward baseline), the loops finished, and the entropy
@@ -453,52 +184,6 @@ def save_shared_weights(session: Session, loop: TrainingLoop) -> None:
                session.tracker.path(SHARED_WEIGHTS_FILE))
     session.tracker.publish(SHARED_WEIGHTS_FILE)
     print(f"{ENTRY}: shared weights trained, validation accuracy {validation:.4f}")
-
-
-def pair_count_summary(counts: torch.Tensor, top: int = 10) -> dict:
-    flat = counts.reshape(-1)
-    values, order = flat.topk(top)
-    return {"operations": list(OPERATION_NAMES), "counts": counts.tolist(),
-            "most_sampled": [{"first": OPERATION_NAMES[i // NUM_OPERATIONS],
-                              "second": OPERATION_NAMES[i % NUM_OPERATIONS], "count": int(v)}
-                             for v, i in zip(values.tolist(), order.tolist()) if v > 0]}
-
-
-def log_evaluations(parent_id: str, experiment_id: str,
-                    results: list[EvaluationResult]) -> None:
-    """One child run of the search run per evaluation: reward, accuracies, sampled pairs."""
-    import mlflow
-    from mlflow.entities import Metric
-
-    client = mlflow.MlflowClient()
-    for result in results:
-        child = client.create_run(
-            experiment_id, run_name=f"loop{result.loop}-evaluation{result.index}",
-            tags={PARENT_TAG: parent_id, LOOP_TAG: str(result.loop),
-                  EVALUATION_TAG: str(result.index)})
-        counts = result.pair_counts
-        total = int(counts.sum())
-        now = int(time.time() * 1000)
-        summary = {"reward": result.reward, "weight_shift": result.weight_shift,
-                   "pairs_sampled": total, "distinct_pairs": int((counts > 0).sum()),
-                   "top_pair_share": int(counts.max()) / total,
-                   "fine_tune_seconds": result.seconds}
-        metrics = [Metric(name, float(value), now, 0) for name, value in summary.items()]
-        metrics += [Metric("validation/accuracy", accuracy, now, epoch)
-                    for epoch, accuracy in enumerate(result.accuracies, 1)]
-        client.log_batch(child.info.run_id, metrics=metrics)
-        client.log_dict(child.info.run_id, pair_count_summary(counts), "pair_counts.json")
-        client.set_terminated(child.info.run_id, "FINISHED")
-
-
-def discard_unfinished_loop(parent_id: str, experiment_id: str, loop: int) -> None:
-    """Delete the child runs a crashed loop logged before its checkpoint: the loop runs again."""
-    import mlflow
-
-    client = mlflow.MlflowClient()
-    query = f"tags.`{PARENT_TAG}` = '{parent_id}' and tags.`{LOOP_TAG}` = '{loop}'"
-    for run in client.search_runs([experiment_id], filter_string=query):
-        client.delete_run(run.info.run_id)
 
 
 def log_loop(session: Session, progress: SearchProgress, stats: dict,
@@ -570,9 +255,11 @@ def training(local_rank: int, config: AwsSearchConfig) -> None:
     # one schedule for both stages: the fine-tunings follow its last finetune_epochs
     scheduler = build_scheduler(config, optimizer,
                                 (config.num_epochs + config.finetune_epochs) * epoch_length)
-    trainer = Engine(make_shared_step(model, optimizer, session.precision,
-                                      PairAugment(session.augment_spec(), config.enlarge_batch),
-                                      session.preparer(), config.label_smoothing))
+    # stage 1: the shared weights learn under the uniform policy
+    trainer = Engine(pair_step(model, optimizer, session.precision,
+                               PairAugment(session.augment_spec(), config.enlarge_batch),
+                               PairPolicy().transform(), session.preparer(),
+                               config.label_smoothing, stream=0, first_step=1))
     progress = SearchProgress(PolicyPPO(PairPolicy(), config.ppo_config()))
     loop = TrainingLoop(
         config=config, trainer=trainer, model=model, optimizer=optimizer, scheduler=scheduler,

@@ -4,6 +4,7 @@ steps, 2 loops x 2 evaluations of 2 fine-tuning epochs of 3 steps)."""
 import copy
 import json
 import math
+import os
 import sys
 import types
 from pathlib import Path
@@ -17,7 +18,11 @@ import aws_search
 from augssl.config import parse_params
 from augssl.engine.optim import build_optimizer
 from augssl.engine.session import available_cores, open_session
+from augssl.engine.trainer import NonFiniteLossError
 from augssl.search.aws import NUM_PAIRS, PairPolicy, load_policy
+from augssl.search.aws.child_runs import EVALUATION_TAG, LOOP_TAG
+from augssl.search.aws.executors import InProcessEvaluations, open_executor
+from augssl.search.aws.policy_evaluation import EvaluationTask, PolicyEvaluator, evaluation_threads
 
 from .helpers import ROOT, all_runs, needs_fashion_mnist, run_script, tiny
 
@@ -56,7 +61,7 @@ def _evaluations(parent_id: str):
 
 
 def _loop_and_index(run) -> tuple[int, int]:
-    return int(run.data.tags[aws_search.LOOP_TAG]), int(run.data.tags[aws_search.EVALUATION_TAG])
+    return int(run.data.tags[LOOP_TAG]), int(run.data.tags[EVALUATION_TAG])
 
 
 def test_search_logs_policy_figures_and_one_child_run_per_evaluation(tracking):
@@ -226,18 +231,18 @@ def test_evaluations_are_independent_of_order_and_of_the_worker_running_them(tra
     with torch.no_grad():
         policy.first_logits.normal_(generator=torch.Generator().manual_seed(0))
     joint = policy.joint().detach()
-    tasks = [aws_search.EvaluationTask(1, 2), aws_search.EvaluationTask(2, 1)]
+    tasks = [EvaluationTask(1, 2), EvaluationTask(2, 1)]
 
-    local = aws_search.InProcessEvaluations(aws_search.PolicyEvaluator(
+    local = InProcessEvaluations(PolicyEvaluator(
         session, model, optimizer.state_dict(), EPOCH_LENGTH,
-        aws_search.evaluation_threads(config))).run(joint, tasks)
-    executor = aws_search.open_executor(session, model, optimizer, EPOCH_LENGTH)
+        evaluation_threads(config))).run(joint, tasks)
+    executor = open_executor(session, model, optimizer, EPOCH_LENGTH)
     remote = executor.run(joint, tasks[::-1])[::-1]  # other order, other workers
     executor.close()
 
     assert fake.addresses == [None]
     assert fake.resources == [{"num_gpus": 0.0,
-                               "num_cpus": aws_search.evaluation_threads(config)}]
+                               "num_cpus": evaluation_threads(config)}]
     assert len(fake.killed) == 2
     assert not torch.equal(local[0].pair_counts, local[1].pair_counts)  # the tasks differ
     for expected, got in zip(local, remote):
@@ -269,19 +274,23 @@ def test_bad_inputs_are_refused_before_any_run(tracking, monkeypatch, capsys):
     assert all_runs() == []
 
 
-def test_a_local_ray_instance_runs_two_evaluations_like_the_process_does(tracking):
+def test_a_local_ray_instance_runs_two_evaluations_like_the_process_does(tracking, monkeypatch):
     ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install -e .[ray])")
+    # the workers import the package under test, as this process does (tests/conftest.py), not
+    # the copy an editable install of another checkout may point at
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        filter(None, [str(ROOT / "code"), os.environ.get("PYTHONPATH")])))
     config = _config(executor="ray", ray_workers=2)
     session = open_session(aws_search.ENTRY, config)
     model = session.create_model()
     optimizer = build_optimizer(config, model.parameters())
     joint = PairPolicy().joint().detach()
-    tasks = [aws_search.EvaluationTask(1, 0), aws_search.EvaluationTask(1, 1)]
-    local = aws_search.InProcessEvaluations(aws_search.PolicyEvaluator(
+    tasks = [EvaluationTask(1, 0), EvaluationTask(1, 1)]
+    local = InProcessEvaluations(PolicyEvaluator(
         session, model, optimizer.state_dict(), EPOCH_LENGTH,
-        aws_search.evaluation_threads(config))).run(joint, tasks)
+        evaluation_threads(config))).run(joint, tasks)
     try:
-        executor = aws_search.open_executor(session, model, optimizer, EPOCH_LENGTH)
+        executor = open_executor(session, model, optimizer, EPOCH_LENGTH)
         remote = executor.run(joint, tasks)
         executor.close()
     finally:
@@ -295,25 +304,37 @@ def test_a_local_ray_instance_runs_two_evaluations_like_the_process_does(trackin
 def test_every_evaluation_computes_with_the_thread_count_the_search_decided(tracking,
                                                                             monkeypatch):
     cores = available_cores()
-    assert aws_search.evaluation_threads(_config()) == max(1, cores // 2)  # 2 per loop
-    assert aws_search.evaluation_threads(_config(executor="ray", ray_workers=4)) == \
+    assert evaluation_threads(_config()) == max(1, cores // 2)  # 2 per loop
+    assert evaluation_threads(_config(executor="ray", ray_workers=4)) == \
         max(1, cores // 4)
     config = _config(threads_per_evaluation=3)
-    assert aws_search.evaluation_threads(config) == 3
+    assert evaluation_threads(config) == 3
 
     session = open_session(aws_search.ENTRY, config)
     model = session.create_model()
     optimizer = build_optimizer(config, model.parameters())
     seen = []
-    fine_tune = aws_search.PolicyEvaluator._fine_tune
+    fine_tune = PolicyEvaluator._fine_tune
 
     def recording(self, *args):
         seen.append(torch.get_num_threads())
         return fine_tune(self, *args)
 
-    monkeypatch.setattr(aws_search.PolicyEvaluator, "_fine_tune", recording)
+    monkeypatch.setattr(PolicyEvaluator, "_fine_tune", recording)
     caller_threads = torch.get_num_threads()
-    executor = aws_search.open_executor(session, model, optimizer, EPOCH_LENGTH)
-    executor.run(PairPolicy().joint().detach(), [aws_search.EvaluationTask(1, 1)])
+    executor = open_executor(session, model, optimizer, EPOCH_LENGTH)
+    executor.run(PairPolicy().joint().detach(), [EvaluationTask(1, 1)])
     assert seen == [3]
     assert torch.get_num_threads() == caller_threads
+
+
+def test_a_fine_tune_whose_loss_is_not_finite_names_its_evaluation(tracking):
+    config = _config()
+    session = open_session(aws_search.ENTRY, config)
+    model = session.create_model()
+    optimizer = build_optimizer(config, model.parameters())
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    evaluator = PolicyEvaluator(session, model, optimizer.state_dict(), EPOCH_LENGTH, 1)
+    with pytest.raises(NonFiniteLossError, match="evaluation 2 of search loop 3 became NaN"):
+        evaluator.evaluate(PairPolicy().joint().detach(), EvaluationTask(3, 2))

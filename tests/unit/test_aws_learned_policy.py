@@ -4,12 +4,12 @@ import mlflow
 import pytest
 import torch
 
-import aws_search
 from augssl.augment import AugmentSpec
 from augssl.config import ConfigError, parse_params
 from augssl.engine.config import TrainingConfig
 from augssl.search.aws import OPERATION_NAMES, PairPolicy, apply_pairs, save_policy
 from augssl.search.aws.learned import LearnedPolicyAugment, resolve_learned_policy
+from augssl.search.aws.training_step import PairAugment
 
 FASHION_MNIST_FILL = (73,)  # the data set's mean pixel, 0.2860, in uint8
 
@@ -102,7 +102,7 @@ def test_the_searchs_pairs_and_cutout_fill_with_the_data_sets_mean(cutout_size):
     black = torch.zeros(8, 1, 28, 28, dtype=torch.uint8)
     spec = AugmentSpec(image_size=28, channels=1, flip=False, pad=0, cutout_size=cutout_size,
                        fill=FASHION_MNIST_FILL)
-    augment = aws_search.PairAugment(spec, multiplicity=2)
+    augment = PairAugment(spec, multiplicity=2)
     batch = augment(black, torch.zeros(8, dtype=torch.long),
                     _policy_on("TranslateY@9", "ShearX@9").transform(),
                     torch.Generator().manual_seed(3))

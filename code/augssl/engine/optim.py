@@ -46,8 +46,11 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str,
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def build_scheduler(config, optimizer: torch.optim.Optimizer, total_steps: int):
-    """A LambdaLR stepped once per iteration."""
+def build_scheduler(config, optimizer: torch.optim.Optimizer, total_steps: int,
+                    first_step: int = 0):
+    """A LambdaLR stepped once per iteration; ``first_step``: where along the schedule of
+    ``total_steps`` its first iteration stands (a run that continues another's schedule)."""
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, total_steps, config.num_warmup_steps,
-                                          config.lr_schedule, config.min_lr_ratio))
+        optimizer, lambda step: lr_factor(first_step + step, total_steps,
+                                          config.num_warmup_steps, config.lr_schedule,
+                                          config.min_lr_ratio))

@@ -35,6 +35,13 @@ scheme (`augssl.augment.policy_schemes`), so that every entry takes `policy=aws:
 policy.json>`: `resolve_learned_policy(reference)` finds the policy file, `LearnedPolicyAugment`
 applies weak -> one learned pair per image -> Cutout.
 
+The search's machinery, which `code/aws_search.py` wires (each module imported on its own, since
+they load the engine): `training_step` has the training step of both stages (`PairAugment`,
+`pair_step`); `policy_evaluation` has one evaluation, `PolicyEvaluator`, which fine-tunes a copy
+of the shared weights through the engine's `TrainingLoop`; `executors` runs the evaluations of a
+loop in the search process or on Ray workers (`open_executor`); `child_runs` logs each
+evaluation as an MLflow child run of the search run.
+
 One search loop, as the entry script wires it:
 
     transform = policy.transform()
