@@ -205,9 +205,9 @@ def symmetric_soft_loss(config: AutodoConfig) -> bool:
 
 def check_biased_split(config: AutodoConfig) -> None:
     """Before any run: the data set can give the split asked for (class sizes, IR)."""
-    from augssl.data.sources import load_dataset
+    from augssl.engine.session import source_dataset
 
-    biased_split(config, load_dataset(config.dataset, config.data_path or None))
+    biased_split(config, source_dataset(config))
 
 
 @dataclass

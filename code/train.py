@@ -66,6 +66,10 @@ def training(local_rank: int, config: TrainConfig) -> None:
                                             session.preparer().generator_for(0), session.device))
 
 
+def main(argv: list[str] | None = None) -> None:
+    launch(ENTRY, TrainConfig, training, argv)
+
+
 if __name__ == "__main__":
     torch.set_float32_matmul_precision("high")
-    launch(ENTRY, TrainConfig, training)
+    main()

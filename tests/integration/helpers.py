@@ -79,3 +79,19 @@ def write_image_folder(root, per_class=3, size=None, mode="L"):
                 image = image.resize((size, size))
             image.save(folder / f"{k}.png")
     return bundle.classes
+
+
+def count_data_set_reads(monkeypatch) -> list[str]:
+    """Record the name of each data set read (``load_dataset``) while ``monkeypatch`` holds."""
+    from augssl.data import sources
+    from augssl.engine import session
+
+    reads, load = [], sources.load_dataset
+
+    def counted(name, *args, **kwargs):
+        reads.append(name)
+        return load(name, *args, **kwargs)
+
+    monkeypatch.setattr(sources, "load_dataset", counted)
+    monkeypatch.setattr(session, "load_dataset", counted)
+    return reads

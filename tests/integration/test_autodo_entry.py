@@ -15,7 +15,14 @@ from augssl.data.bias import load_biased_split
 from augssl.data.sources import load_dataset
 from augssl.engine.amp import Precision
 
-from .helpers import ROOT, all_runs, crash_at, needs_fashion_mnist, run_script
+from .helpers import (
+    ROOT,
+    all_runs,
+    count_data_set_reads,
+    crash_at,
+    needs_fashion_mnist,
+    run_script,
+)
 
 pytestmark = [needs_fashion_mnist, pytest.mark.slow]
 
@@ -120,6 +127,17 @@ def _count_network_steps(monkeypatch) -> list[int]:
     monkeypatch.setattr(Precision, "backward_and_step", counted)
     return calls
 
+
+
+def test_a_run_reads_and_decodes_its_data_set_once(tracking, monkeypatch, fashion_subset):
+    # the preflight's read serves the check of the biased split and the session
+    reads = count_data_set_reads(monkeypatch)
+    autodo.main(["FashionMNIST", "smallcnn", "--params",
+                 _params(fashion_subset, num_epochs=2, aug_model="NONE", los_model="NONE",
+                         hyper_opt="NONE")])
+    (run,) = all_runs()
+    assert run.info.status == "FINISHED"
+    assert reads == ["FashionMNIST"]
 
 @pytest.mark.parametrize("method", [
     {"aug_model": "NONE", "los_model": "NONE", "hyper_opt": "NONE"},

@@ -9,9 +9,17 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import train
 from augssl.search.aws import OPERATION_NAMES, PairPolicy, save_policy
 
-from .helpers import ROOT, all_runs, needs_fashion_mnist, run_script, tiny
+from .helpers import (
+    ROOT,
+    all_runs,
+    count_data_set_reads,
+    needs_fashion_mnist,
+    run_script,
+    tiny,
+)
 
 pytestmark = [needs_fashion_mnist, pytest.mark.slow]
 
@@ -141,3 +149,12 @@ def test_two_processes_with_gloo_on_the_cpu(tracking):
     assert run.info.status == "FINISHED"
     assert run.data.params["nproc_per_node"] == "2"
     assert run.data.metrics["test/accuracy"] > 0.3
+
+
+def test_a_run_reads_and_decodes_its_data_set_once(tracking, monkeypatch):
+    # the preflight's read is the one the session trains on
+    reads = count_data_set_reads(monkeypatch)
+    train.main(["FashionMNIST", "smallcnn", "--params", tiny(num_epochs=1, eval_every=1)])
+    (run,) = all_runs()
+    assert run.info.status == "FINISHED"
+    assert reads == ["FashionMNIST"]

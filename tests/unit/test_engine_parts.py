@@ -9,11 +9,12 @@ from augssl.config import ConfigError, parse_params
 from augssl.data.loaders import BatchPreparer, DeviceBatches
 from augssl.data.sources import load_dataset
 from augssl.engine import checkpoint as ckpt
+from augssl.engine import session as session_module
 from augssl.engine.config import TrainingConfig
 from augssl.engine.ema import ParameterEMA
 from augssl.engine.metrics import confusion_matrix, summarise
 from augssl.engine.optim import lr_factor
-from augssl.engine.session import Session
+from augssl.engine.session import Session, reading_once, source_dataset
 from tests.fake_data import write_cifar10
 
 
@@ -84,6 +85,22 @@ def test_ema_state_round_trips_with_its_update_count():
     other.load_state_dict(ema.state_dict())
     assert other.updates == 7
     assert torch.equal(other.model.weight, ema.model.weight)
+
+
+def test_within_a_reading_once_block_each_data_set_is_read_once(monkeypatch):
+    reads = []
+    monkeypatch.setattr(session_module, "load_dataset",
+                        lambda name, path: reads.append((name, path)) or object())
+    fashion, cifar = (SimpleNamespace(dataset=name, data_path="") for name in ("F", "C"))
+    with reading_once() as read:
+        first = source_dataset(fashion)
+        with reading_once():
+            assert source_dataset(fashion) is first
+            source_dataset(cifar)
+        assert source_dataset(fashion) is first
+        assert list(read) == [("F", None)]
+    assert source_dataset(fashion) is not first  # outside a block: read each time
+    assert reads == [("F", None), ("C", None), ("F", None)]
 
 
 def test_checkpoints_are_atomic_rotated_and_loaded_weights_only(tmp_path):

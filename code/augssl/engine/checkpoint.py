@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from ignite.handlers import DiskSaver
 
 from augssl.config import ConfigError
 
@@ -35,18 +36,19 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
+# Not ignite's Checkpoint: its n_saved forgets, after a crash, the checkpoints written before
+# it and drops the oldest before the newest is written; it also strips a DDP model's "module."
+# prefix, so the checkpoints of multi-process runs would change. Only its DiskSaver is used.
 def save_checkpoint(folder: Path, iteration: int, objects: dict) -> Path:
-    """Write ``checkpoint_<iteration>.pt`` atomically and keep only the ``KEEP`` newest."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write ``checkpoint_<iteration>.pt`` atomically (ignite's ``DiskSaver``), then keep only
+    the ``KEEP`` newest of the folder, those of an attempt before a crash included."""
     state = {name: obj.state_dict() for name, obj in objects.items()}
-    state["rng"] = rng_state()
-    target = folder / f"checkpoint_{iteration}.pt"
-    partial = target.with_suffix(".pt.partial")
-    torch.save(state, partial)
-    os.replace(partial, target)
+    state["rng"] = rng_state()  # rather than ignite's Checkpoint: it holds no random state
+    name = f"checkpoint_{iteration}.pt"
+    DiskSaver(folder, atomic=True, create_dir=True, require_empty=False)(state, name)
     for old in list_checkpoints(folder)[:-KEEP]:
         old.unlink()
-    return target
+    return folder / name
 
 
 def in_order(names: Iterable[str]) -> list[str]:
@@ -75,6 +77,8 @@ def restore(state: dict, objects: dict) -> None:
     if missing:
         raise ConfigError(f"the checkpoint lacks {', '.join(missing)}: it was written by another "
                           "entry or configuration. Resume with the entry and params that wrote it.")
+    # not ignite's Checkpoint.load_objects: it loads a DDP model's inner module, which does not
+    # fit the "module." keys of the checkpoints that multi-process runs have written
     for name, obj in objects.items():
         obj.load_state_dict(state[name])
     set_rng_state(state["rng"])

@@ -7,6 +7,8 @@ import copy
 import torch
 
 
+# Not ignite's EMAHandler: its warm-up is a linear ramp over fixed iterations, not the schedule
+# below; it keeps no update count for checkpoints and shares, not copies, the model's buffers.
 class ParameterEMA:
     """Keeps ``decay``-averaged parameters; buffers (BN statistics) are copied as they are.
 

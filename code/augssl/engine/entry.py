@@ -36,14 +36,13 @@ def parse_command_line(entry: str, config_cls: type, argv: list[str] | None = No
 def preflight(config, select: Callable | None = None) -> None:
     """Fail on every input error that can be found without training: names, data, splits,
     resume. ``select`` is the entry's restriction of the data set (see ``open_session``)."""
-    from augssl.data.sources import load_dataset
     from augssl.engine.amp import Precision
-    from augssl.engine.session import select_device, split_training_set
+    from augssl.engine.session import select_device, source_dataset, split_training_set
     from augssl.models import check_model_name
 
     check_model_name(config.network)
     Precision(config.amp, select_device(config.device))
-    bundle = load_dataset(config.dataset, config.data_path or None)
+    bundle = source_dataset(config)
     split_training_set(config, select(config, bundle) if select is not None else bundle)
     _check_policy_reference(getattr(config, "policy", ""))
     if config.resume:
@@ -73,16 +72,27 @@ def _explain_on_launcher_run(message: str) -> None:
 
 def launch(entry: str, config_cls: type, training: Callable, argv: list[str] | None = None,
            extra_checks: Callable | None = None, select: Callable | None = None) -> None:
-    """Parse, check, then run ``training(local_rank, config)`` in one or several processes."""
-    try:
-        config = parse_command_line(entry, config_cls, argv)
-        preflight(config, select)
-        if extra_checks is not None:
-            extra_checks(config)
-    except (ConfigError, FileNotFoundError, ValueError) as error:
-        print(f"{entry}: error: {error}", file=sys.stderr)
-        _explain_on_launcher_run(f"Not started: {error}")
-        raise SystemExit(2) from None
+    """Parse, check, then run ``training(local_rank, config)`` in one or several processes.
+    The data set is read once: the checks and this process's training share it (a spawned
+    process reads its own)."""
+    from augssl.engine.session import reading_once
+
+    with reading_once() as read:
+        try:
+            config = parse_command_line(entry, config_cls, argv)
+            preflight(config, select)
+            if extra_checks is not None:
+                extra_checks(config)
+        except (ConfigError, FileNotFoundError, ValueError) as error:
+            print(f"{entry}: error: {error}", file=sys.stderr)
+            _explain_on_launcher_run(f"Not started: {error}")
+            raise SystemExit(2) from None
+        if config.backend and config.nproc_per_node > 1:
+            read.clear()  # the spawned processes read their own: this one need not hold it
+        _train(entry, training, config)
+
+
+def _train(entry: str, training: Callable, config) -> None:
     import ignite.distributed as idist
 
     from augssl.engine.trainer import NonFiniteLossError

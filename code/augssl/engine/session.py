@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import ignite.distributed as idist
@@ -168,6 +170,33 @@ def device_augment(policy: str, spec: AugmentSpec):
     return build_batch_transform(policy, spec)
 
 
+# one dict per open ``reading_once`` block: the data sets read in it, by (name, data_path)
+_READ: list[dict] = []
+
+
+def source_dataset(config):
+    """The data set ``config`` names, read now or, within a ``reading_once`` block, once."""
+    key = config.dataset, config.data_path or None
+    if not _READ:
+        return load_dataset(*key)
+    held = next((block for block in _READ if key in block), _READ[-1])
+    if key not in held:
+        held[key] = load_dataset(*key)
+    return held[key]
+
+
+@contextmanager
+def reading_once() -> Iterator[dict]:
+    """Within the block, ``source_dataset`` reads each data set once and returns that bundle to
+    every caller (an entry's checks, then its session): a run's images are read and decoded
+    once per process. Yields the block's data sets; clearing it lets them go."""
+    _READ.append({})
+    try:
+        yield _READ[-1]
+    finally:
+        _READ.pop()
+
+
 def split_training_set(config, bundle) -> Splits:
     """The validation and labelled splits ``config`` asks of ``bundle``'s training set. A request
     the data set cannot meet is a ConfigError naming the key to change and the values that
@@ -208,7 +237,7 @@ def open_session(entry: str, config, select=None) -> Session:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    source_bundle = load_dataset(config.dataset, config.data_path or None)
+    source_bundle = source_dataset(config)
     bundle = select(config, source_bundle) if select is not None else source_bundle
     splits = split_training_set(config, bundle)
     tracker = RunTracker(enabled=rank == 0)

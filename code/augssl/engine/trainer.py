@@ -77,7 +77,7 @@ class TrainingLoop:
         self.evaluator = create_evaluator(self.eval_model, self.prepare_eval, self.precision,
                                           len(self.class_names))
         if self.tracker.enabled and sys.stderr.isatty():
-            from ignite.contrib.handlers import ProgressBar
+            from ignite.handlers import ProgressBar
 
             ProgressBar(persist=False).attach(trainer, output_transform=lambda out: {
                 "loss": float(out["loss"])})
