@@ -22,11 +22,13 @@ from pathlib import Path
 from augssl.config import whole_number
 from augssl.report import (
     SUMMARY_MODES,
+    Pairing,
     ReportError,
     build_report,
     curve_data,
     format_markdown_table,
     make_client,
+    parse_filter,
     write_report,
 )
 
@@ -57,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "accuracy/precision/recall/f1 in [0, 1])")
     parser.add_argument("--wall-time", action=argparse.BooleanOptionalAction, default=True,
                         help="add the mean wall_time_s column when runs log it")
+    parser.add_argument("--baseline", default="",
+                        help="add each group's difference to this group, paired run by run "
+                        "(e.g. 'policy=none': group-by values naming one group)")
+    parser.add_argument("--paired-by", default="seed",
+                        help="with --baseline: the param that pairs runs (seed; autodo: run)")
     parser.add_argument("--curves", action=argparse.BooleanOptionalAction, default=True,
                         help="also draw curves.png: each group's metric against the step, "
                         "mean ± std over its runs")
@@ -81,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             group_by=args.group_by,
             filters=args.filter,
             include_unfinished=args.include_unfinished,
+            pairing=(Pairing(parse_filter(args.baseline), args.paired_by) if args.baseline
+                     else None),
         )
     except ReportError as error:
         print(f"report: error: {error}", file=sys.stderr)

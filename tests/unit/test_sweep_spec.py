@@ -101,10 +101,23 @@ def test_seed_key_names_the_param_the_seeds_set():
     ({"report": [{"group_by": ["policy"]}, {"group_by": ["seed"]}]}, "each needs a name"),
     ({"report": [{"name": "a"}, {"name": "a"}]}, "report names repeat"),
     ({"report": []}, "at least one report"),
+    ({"report": {"group_by": ["policy"], "baseline": "seed=0"}},
+     "baseline key 'seed' is not a group-by key"),
+    ({"report": {"group_by": ["policy"], "baseline": "policy"}}, "invalid filter clause"),
 ])
 def test_a_malformed_spec_is_refused_with_the_place_and_the_fix(changes, message):
     with pytest.raises(SpecError, match=re.escape(message)):
         _spec(**changes)
+
+
+def test_a_report_baseline_pairs_runs_by_the_sweeps_seed_key_unless_told_otherwise():
+    report = {"group_by": ["policy"], "baseline": "policy=none"}
+    assert _spec(report=report).reports[0].pairing.paired_by == "seed"
+    paired = _spec(report=report, seed_key="run").reports[0].pairing
+    assert (dict(paired.baseline), paired.paired_by) == ({"policy": "none"}, "run")
+    assert _spec(report={**report, "paired_by": "num_labelled_samples"}).reports[0].pairing \
+        .paired_by == "num_labelled_samples"
+    assert _spec().reports[0].pairing is None
 
 
 def test_trials_that_are_the_same_run_are_refused():
@@ -128,6 +141,8 @@ def test_trials_that_are_the_same_run_are_refused():
     ({"report": {"group_by": ["polcy"]}}, "'polcy' is not a param the trials log. Did you mean "
                                           "'policy'?"),
     ({"report": {"filter": "strong_policy=none"}}, "'strong_policy' is not a param"),
+    ({"report": {"group_by": ["policy"], "baseline": "policy=none", "paired_by": "sed"}},
+     "'sed' is not a param the trials log. Did you mean 'seed'?"),
 ])
 def test_params_and_report_keys_are_checked_by_the_entries_before_any_run(changes, message):
     with pytest.raises(SpecError, match=re.escape(message)):

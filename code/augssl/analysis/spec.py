@@ -18,7 +18,14 @@ from typing import Any
 
 from augssl.analysis.entries import ENTRIES, entry_config, logged_params
 from augssl.config import ConfigError
-from augssl.report import SUMMARY_MODES, ReportError, parse_filter, parse_group_by
+from augssl.report import (
+    SUMMARY_MODES,
+    Pairing,
+    ReportError,
+    check_pairing,
+    parse_filter,
+    parse_group_by,
+)
 
 SWEEPS_DIR = Path(__file__).resolve().parents[3] / "experiments" / "sweeps"
 # Sweep and report names become MLflow tag values in search filters and artifact folder names.
@@ -56,6 +63,7 @@ class ReportSpec:
     filters: Mapping[str, str] = field(default_factory=dict)
     percent: bool | None = None
     title: str = ""
+    pairing: Pairing | None = None  # differences to a baseline group, paired by the seed
 
 
 @dataclass(frozen=True)
@@ -194,10 +202,11 @@ def _line(index: int, table: Any) -> Line:
                                                            f"{where}.grid"))
 
 
-_REPORT_KEYS = ("name", "group_by", "metric", "summary", "k", "filter", "percent", "title")
+_REPORT_KEYS = ("name", "group_by", "metric", "summary", "k", "filter", "percent", "title",
+                "baseline", "paired_by")
 
 
-def _report(table: Any, where: str) -> ReportSpec:
+def _report(table: Any, where: str, seed_key: str) -> ReportSpec:
     if not isinstance(table, dict):
         raise SpecError(f"{where}: expected a table.")
     _check_keys(table, _REPORT_KEYS, where)
@@ -214,19 +223,26 @@ def _report(table: Any, where: str) -> ReportSpec:
     try:
         group_keys = parse_group_by(group_by)
         filters = parse_filter(_get(table, "filter", str, where, ""))
+        baseline = parse_filter(_get(table, "baseline", str, where, ""))
+        # runs pair by the sweep's seed: the same seed draws the same labelled images
+        pairing = (Pairing(baseline, _get(table, "paired_by", str, where, seed_key))
+                   if baseline else None)
+        if pairing is not None:
+            check_pairing(pairing, group_keys)
     except ReportError as error:
         raise SpecError(f"{where}: {error}") from None
     return ReportSpec(name=_get(table, "name", str, where, ""), group_by=group_keys,
                       metric=_get(table, "metric", str, where, "test/accuracy"), summary=summary,
                       k=k, filters=filters, percent=_get(table, "percent", bool, where, None),
-                      title=_get(table, "title", str, where, ""))
+                      title=_get(table, "title", str, where, ""), pairing=pairing)
 
 
-def _reports(value: Any) -> tuple[ReportSpec, ...]:
+def _reports(value: Any, seed_key: str) -> tuple[ReportSpec, ...]:
     tables = value if isinstance(value, list) else [value]
     if not tables:
         raise SpecError("report: give at least one report.")
-    reports = tuple(_report(table, f"report {index + 1}" if len(tables) > 1 else "report")
+    reports = tuple(_report(table, f"report {index + 1}" if len(tables) > 1 else "report",
+                            seed_key)
                     for index, table in enumerate(tables))
     names = [report.name for report in reports]
     if len(reports) > 1 or names[0]:
@@ -271,7 +287,7 @@ def parse_spec(data: Mapping, source: Path) -> SweepSpec:
         seeds=_seeds(_get(data, "seeds", list, where)), seed_key=seed_key,
         params=_params_string(data, where), grid=grid,
         lines=tuple(_line(index, table) for index, table in enumerate(lines)),
-        reports=_reports(_get(data, "report", (dict, list), where)))
+        reports=_reports(_get(data, "report", (dict, list), where), seed_key))
     for index, line in enumerate(spec.lines):
         shared = {axis.name for axis in grid} & {axis.name for axis in line.grid}
         if shared:
@@ -347,7 +363,8 @@ def check_trials(spec: SweepSpec) -> list[Trial]:
         raise SpecError(f"network: {error}") from None
     known = sorted(set().union(*(logged_params(line.entry) for line in spec.lines)))
     for index, report in enumerate(spec.reports):
-        for key in (*report.group_by, *report.filters):
+        paired_by = (report.pairing.paired_by,) if report.pairing else ()
+        for key in (*report.group_by, *report.filters, *paired_by):
             if key not in known:
                 close = difflib.get_close_matches(key, known, n=1)
                 hint = f" Did you mean '{close[0]}'?" if close else ""

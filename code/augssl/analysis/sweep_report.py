@@ -33,8 +33,10 @@ def build_sweep_report(client, experiment, trial_runs: list, spec: ReportSpec) -
     values, skipped = summarise_runs(client, runs, spec.metric, spec.summary, spec.k)
     return Report(experiment_name=experiment.name, experiment_id=experiment.experiment_id,
                   metric=spec.metric, summary=spec.summary, k=spec.k, group_by=spec.group_by,
-                  filters=spec.filters, groups=group_runs(values, spec.group_by),
-                  skipped=tuple(skipped))
+                  filters=spec.filters,
+                  groups=group_runs(values, spec.group_by,
+                                    paired_by=spec.pairing.paired_by if spec.pairing else None),
+                  skipped=tuple(skipped), pairing=spec.pairing)
 
 
 def publish(client, sweep_run_id: str, report: Report, spec: ReportSpec) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from augssl.report.curves import Curve
 from augssl.report.options import parse_filter, parse_group_by
+from augssl.report.paired import Pairing, check_pairing
 from augssl.report.plots import plot_curves, plot_report
 from augssl.report.runs import collect_runs, make_client, resolve_experiment
 from augssl.report.summaries import summarise_runs
@@ -18,9 +19,12 @@ def build_report(experiment: str, *, tracking_uri: str | None = None,
                  metric: str = "test/accuracy", summary: str = "final", k: int = 5,
                  group_by: str | Sequence[str] | None = (),
                  filters: str | Mapping[str, str] | None = None,
-                 include_unfinished: bool = False) -> Report:
-    """Collect, filter, summarise and group the runs of ``experiment`` (name or id)."""
+                 include_unfinished: bool = False, pairing: Pairing | None = None) -> Report:
+    """Collect, filter, summarise and group the runs of ``experiment`` (name or id); with
+    ``pairing``, each group also gets its differences to the baseline group."""
     group_keys = parse_group_by(group_by)
+    if pairing is not None:
+        check_pairing(pairing, group_keys)
     filter_map = (parse_filter(filters) if isinstance(filters, str) or filters is None
                   else dict(filters))
     client = make_client(tracking_uri)
@@ -35,8 +39,9 @@ def build_report(experiment: str, *, tracking_uri: str | None = None,
         k=k,
         group_by=group_keys,
         filters=filter_map,
-        groups=group_runs(values, group_keys),
+        groups=group_runs(values, group_keys, paired_by=pairing.paired_by if pairing else None),
         skipped=tuple(skipped),
+        pairing=pairing,
     )
 
 

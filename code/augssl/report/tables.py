@@ -14,6 +14,7 @@ import pandas as pd
 
 from augssl.report.errors import ReportError, closest_hint
 from augssl.report.options import format_filter
+from augssl.report.paired import Pairing, paired_differences
 from augssl.report.runs import PARAM_PREFIX
 from augssl.report.summaries import RunValue
 
@@ -36,6 +37,8 @@ class GroupStats:
     """The group's runs, in the order of ``values``."""
     steps_per_s: tuple[float, ...] = ()
     """Of the runs that logged their iterations and wall time (see ``augssl.report.summaries``)."""
+    pair_values: tuple[str, ...] = ()
+    """The value of the pairing param of each run (see ``augssl.report.paired``)."""
 
     @property
     def n(self) -> int:
@@ -71,14 +74,18 @@ class Report:
     groups: tuple[GroupStats, ...]
     skipped: tuple[tuple[str, str], ...] = ()
     """(run_id, reason) for matching runs that could not be summarised, e.g. a missing metric."""
+    pairing: Pairing | None = None
+    """Adds each group's differences to its baseline group, paired run by run."""
 
 
 # ---------------------------------------------------------------------------
 # Grouping
 
 
-def group_runs(values: Sequence[RunValue], group_by: Sequence[str]) -> tuple[GroupStats, ...]:
-    """Aggregate run values per combination of ``group_by`` params, sorted naturally by key."""
+def group_runs(values: Sequence[RunValue], group_by: Sequence[str],
+               paired_by: str | None = None) -> tuple[GroupStats, ...]:
+    """Aggregate run values per combination of ``group_by`` params, sorted naturally by key;
+    with ``paired_by``, each group keeps its runs' values of that param."""
     known = sorted({key for v in values for key in v.params})
     for key in group_by:
         if key not in known:
@@ -91,6 +98,7 @@ def group_runs(values: Sequence[RunValue], group_by: Sequence[str]) -> tuple[Gro
         "value": [v.value for v in values],
         "wall_time_s": [v.wall_time_s for v in values],
         "steps_per_s": [v.steps_per_s for v in values],
+        "pair": [v.params.get(paired_by, UNSET_PARAM) if paired_by else "" for v in values],
         **{PARAM_PREFIX + name: [v.params.get(name, UNSET_PARAM) for v in values]
            for name in group_by},
     })
@@ -102,7 +110,8 @@ def group_runs(values: Sequence[RunValue], group_by: Sequence[str]) -> tuple[Gro
                          values=tuple(part["value"].tolist()),
                          wall_times_s=tuple(part["wall_time_s"].dropna().tolist()),
                          run_ids=tuple(part["run_id"].tolist()),
-                         steps_per_s=tuple(part["steps_per_s"].dropna().tolist()))
+                         steps_per_s=tuple(part["steps_per_s"].dropna().tolist()),
+                         pair_values=tuple(part["pair"].tolist()) if paired_by else ())
               for key, part in parts)
     return tuple(sorted(groups, key=lambda group: natural_key(group.key)))
 
@@ -163,6 +172,19 @@ def _format_mean_std(group: GroupStats, percent: bool) -> str:
     return f"{mean} ± {number.format(group.std * scale)}"
 
 
+def _format_differences(differences: tuple[float, ...] | None, percent: bool) -> str:
+    if differences is None:
+        return "baseline"
+    if not differences:
+        return ""
+    scale = 100.0 if percent else 1.0
+    number = "{:+.2f}" if percent else "{:+.4g}"
+    text = number.format(statistics.fmean(differences) * scale)
+    if len(differences) > 1:
+        text += " ± " + number.format(statistics.stdev(differences) * scale).lstrip("+")
+    return f"{text} ({len(differences)} pair{'s' if len(differences) > 1 else ''})"
+
+
 def _md_cell(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -180,6 +202,8 @@ def format_markdown_table(report: Report, *, percent: bool | None = None,
         header.append("wall time (s)")
     if show_speed:
         header.append("steps/s")
+    if report.pairing:
+        header.append(f"{report.pairing.label}{' (points)' if as_percent else ''}")
     rows = []
     for group in report.groups:
         row = list(group.key) if report.group_by else ["all runs"]
@@ -189,6 +213,8 @@ def format_markdown_table(report: Report, *, percent: bool | None = None,
             row.append("" if wall is None else f"{wall:.1f}")
         if show_speed:
             row.append(f"{group.mean_steps_per_s:.2f}")
+        if report.pairing:
+            row.append(_format_differences(paired_differences(report, group), as_percent))
         rows.append(row)
     lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |",
              "|" + "|".join("---" for _ in header) + "|"]
@@ -216,6 +242,13 @@ def format_markdown_document(report: Report, *, title: str | None = None,
     return "\n\n".join(parts) + "\n"
 
 
+def _differences_cells(report: Report, group: GroupStats) -> list[str]:
+    differences = paired_differences(report, group)
+    if not differences:
+        return ["", ""]
+    return [repr(statistics.fmean(differences)), ";".join(repr(d) for d in differences)]
+
+
 def write_csv(report: Report, path: str | Path) -> Path:
     """CSV with raw (unscaled) values; std is empty when a group has a single run. The
     mean_steps_per_s column comes last, when the Markdown table shows steps/s."""
@@ -225,12 +258,15 @@ def write_csv(report: Report, path: str | Path) -> Path:
         writer = csv.writer(handle)
         writer.writerow([*report.group_by, "metric", "summary", "n", "mean", "std",
                          "mean_wall_time_s", "values"]
-                        + (["mean_steps_per_s"] if show_speed else []))
+                        + (["mean_steps_per_s"] if show_speed else [])
+                        + (["paired_mean_difference", "paired_differences"]
+                           if report.pairing else []))
         for group in report.groups:
             wall = group.mean_wall_time_s
             writer.writerow([*group.key, report.metric, summary_label(report), group.n,
                              repr(group.mean), "" if group.n < 2 else repr(group.std),
                              "" if wall is None else repr(wall),
                              ";".join(repr(v) for v in group.values)]
-                            + ([repr(group.mean_steps_per_s)] if show_speed else []))
+                            + ([repr(group.mean_steps_per_s)] if show_speed else [])
+                            + (_differences_cells(report, group) if report.pairing else []))
     return path
