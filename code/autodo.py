@@ -27,7 +27,9 @@ noise), and after each hyper pass ``train/hyper_train_loss`` and ``train/hyper_v
 over the pass), ``learned_augment/<op>_{probability,magnitude}``
 (means over the table's rows) and, with learned weights, ``noisy_weight_auc``: the ROC AUC of
 the weights scoring clean against noisy labels (1: every noisy image weighs less than every
-clean one; 0.5: no separation). Artifacts besides every entry's: ``biased_split.npz`` (read it
+clean one; 0.5: no separation) and ``noisy_weight_auc_within_class``, the same within each
+training label, averaged (under imbalance the noisy labels gather in the rare classes, and the
+overall AUC also ranks classes). Artifacts besides every entry's: ``biased_split.npz`` (read it
 with ``augssl.data.bias.load_biased_split``) and, when tables are learned,
 ``autodo_parameters.npz``, ``learned_weights.png`` (WGHT, BOTH) and ``learned_augmentation.png``
 (SHA, SEP).
@@ -74,6 +76,7 @@ from augssl.search.autodo import (
     hyper_passes_due,
     network_hypergradient,
     noisy_weight_auc,
+    noisy_weight_auc_within_class,
 )
 
 ENTRY = "autodo"
@@ -329,6 +332,8 @@ def learned_tables_summary(tables: LearnedTables, split: BiasedSplit) -> dict[st
         auc = noisy_weight_auc(weights, split.is_noisy)
         if auc is not None:
             metrics["noisy_weight_auc"] = auc
+            metrics["noisy_weight_auc_within_class"] = noisy_weight_auc_within_class(
+                weights, split.is_noisy, split.train_targets)
             metrics["learned_weight/noisy_mean"] = float(weights[split.is_noisy].mean())
             metrics["learned_weight/clean_mean"] = float(weights[~split.is_noisy].mean())
     if tables.augment is not None:

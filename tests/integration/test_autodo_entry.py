@@ -103,6 +103,7 @@ def test_sep_both_hes_runs_end_to_end_and_leaves_its_artifacts(tracking, fashion
 
     metrics = run.data.metrics
     assert 0 <= metrics["noisy_weight_auc"] <= 1
+    assert 0 <= metrics["noisy_weight_auc_within_class"] <= 1
     for name in ("train/hyper_train_loss", "validation/accuracy", "test/accuracy",
                  "learned_augment/rotate_probability", "learned_weight/noisy_mean",
                  "bias/noisy_fraction"):

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from augssl.search.autodo import AffineAugment, augment_parameters, noisy_weight_auc
+from augssl.search.autodo import (
+    AffineAugment,
+    augment_parameters,
+    noisy_weight_auc,
+    noisy_weight_auc_within_class,
+)
 from augssl.search.autodo.figures import plot_augment_parameters, plot_weight_histogram
 
 IS_NOISY = np.array([True, False, False, True, False])
@@ -61,3 +66,21 @@ def test_figures_are_drawn(tmp_path, mode, rows):
         figure.savefig(tmp_path / name)
         plt.close(figure)
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_within_class_auc_is_not_fooled_by_weights_that_rebalance_classes():
+    # A rare class (label 1) holds most noisy labels; weights that lift the whole rare class
+    # rank noisy images above clean ones overall, yet within each class the clean ones weigh more.
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    is_noisy = np.array([False, False, False, True, False, True, True, True])
+    weights = np.array([1.0, 1.0, 1.0, 0.5, 3.0, 2.0, 2.0, 2.0])
+    assert noisy_weight_auc(weights, is_noisy) < 0.5
+    assert noisy_weight_auc_within_class(weights, is_noisy, labels) == 1.0
+
+
+def test_within_class_auc_averages_the_classes_that_hold_both_kinds():
+    labels = np.array([0, 0, 1, 1, 1, 2, 2])
+    is_noisy = np.array([False, True, False, True, True, False, False])
+    weights = np.array([2.0, 1.0, 1.0, 2.0, 0.5, 1.0, 1.0])  # class 0: 1.0, class 1: 0.5
+    assert noisy_weight_auc_within_class(weights, is_noisy, labels) == pytest.approx(0.75)
+    assert noisy_weight_auc_within_class(weights, np.zeros(7, dtype=bool), labels) is None

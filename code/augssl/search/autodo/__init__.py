@@ -64,7 +64,11 @@ from augssl.search.autodo.augment_model import (
     affine_warp,
     sep_memory_bytes,
 )
-from augssl.search.autodo.diagnostics import augment_parameters, noisy_weight_auc
+from augssl.search.autodo.diagnostics import (
+    augment_parameters,
+    noisy_weight_auc,
+    noisy_weight_auc_within_class,
+)
 from augssl.search.autodo.hypergrad import (
     DEFAULT_NEUMANN_ALPHA,
     DEFAULT_NEUMANN_TERMS,
@@ -105,6 +109,7 @@ __all__ = [
     "loss_memory_bytes",
     "network_hypergradient",
     "noisy_weight_auc",
+    "noisy_weight_auc_within_class",
     "sep_memory_bytes",
     "take_rows",
 ]

@@ -8,7 +8,7 @@ import torch
 
 from augssl.search.autodo.augment_model import AffineAugment
 
-__all__ = ["augment_parameters", "noisy_weight_auc"]
+__all__ = ["augment_parameters", "noisy_weight_auc", "noisy_weight_auc_within_class"]
 
 
 def noisy_weight_auc(weights: np.ndarray, is_noisy: np.ndarray) -> float | None:
@@ -29,6 +29,23 @@ def noisy_weight_auc(weights: np.ndarray, is_noisy: np.ndarray) -> float | None:
     if is_noisy.all() or not is_noisy.any():
         return None
     return float(roc_auc_score(~is_noisy, weights))
+
+
+def noisy_weight_auc_within_class(weights: np.ndarray, is_noisy: np.ndarray,
+                                  labels: np.ndarray) -> float | None:
+    """`noisy_weight_auc` within each training label, averaged over the labels that hold both
+    noisy and clean images.
+
+    Under class imbalance the noisy labels gather in the rare classes (a flip lands on any class,
+    and a rare class has few clean images to dilute it), and weights that lift a rare class lift
+    its noisy images with it: the overall AUC then ranks classes, not noise. Within one label the
+    class's share drops out. None when no label holds both kinds."""
+    weights, labels = np.asarray(weights, dtype=np.float64), np.asarray(labels)
+    is_noisy = np.asarray(is_noisy, dtype=bool)
+    per_class = [noisy_weight_auc(weights[labels == label], is_noisy[labels == label])
+                 for label in np.unique(labels)]
+    per_class = [auc for auc in per_class if auc is not None]
+    return float(np.mean(per_class)) if per_class else None
 
 
 def augment_parameters(augment: AffineAugment) -> tuple[np.ndarray, np.ndarray]:
