@@ -92,3 +92,12 @@ def test_csv_holds_the_paired_differences(tmp_path):
 def test_pairings_that_cannot_work_are_refused_with_what_to_give(baseline, paired_by, message):
     with pytest.raises(rp.ReportError, match=message):
         rp.check_pairing(rp.Pairing(baseline=baseline, paired_by=paired_by), ("policy",))
+
+
+def test_a_baseline_that_names_no_group_is_refused_with_the_values_there_are():
+    report = _report(_values("none", NONE) + _values("strong", STRONG),
+                     pairing=rp.Pairing(baseline={"policy": "none,seed=0"}, paired_by="seed"))
+    with pytest.raises(rp.ReportError, match=r"no group has policy=none,seed=0: policy takes "
+                                             r"none, strong"):
+        rp.check_baseline_found(report)
+    rp.check_baseline_found(_report(_values("none", NONE), pairing=PAIRING))

@@ -9,7 +9,12 @@ from augssl.report.build import ReportFiles, build_report, write_report
 from augssl.report.curves import Curve, curve_data, mean_curve
 from augssl.report.errors import ReportError
 from augssl.report.options import format_filter, parse_filter, parse_group_by
-from augssl.report.paired import Pairing, check_pairing, paired_differences
+from augssl.report.paired import (
+    Pairing,
+    check_baseline_found,
+    check_pairing,
+    paired_differences,
+)
 from augssl.report.plots import (
     BarLayout,
     bar_layout,
@@ -54,11 +59,12 @@ from augssl.report.tables import (
 __all__ = [
     "BarLayout", "Curve", "GroupStats", "ITERATION_METRICS", "Pairing", "Report", "ReportError",
     "ReportFiles", "RunValue", "SUMMARY_MODES", "UNSET_PARAM", "VALIDATION_SPLIT",
-    "WALL_TIME_METRIC", "bar_layout", "best_validation_value", "build_report", "check_pairing",
-    "collect_runs", "curve_data", "curves_figure", "default_title", "final_value", "format_filter",
-    "format_markdown_document", "format_markdown_table", "group_runs", "is_fraction_metric_name",
-    "make_client", "matches", "mean_curve", "median_last_k", "paired_differences", "parse_filter",
-    "parse_group_by", "plot_curves", "plot_report", "resolve_experiment", "runs_by_id",
-    "summarise_run", "summarise_runs", "summary_label", "use_percent", "validation_counterpart",
-    "write_csv", "write_report",
+    "WALL_TIME_METRIC", "bar_layout", "best_validation_value", "build_report",
+    "check_baseline_found", "check_pairing", "collect_runs", "curve_data", "curves_figure",
+    "default_title", "final_value", "format_filter", "format_markdown_document",
+    "format_markdown_table", "group_runs", "is_fraction_metric_name", "make_client", "matches",
+    "mean_curve", "median_last_k", "paired_differences", "parse_filter", "parse_group_by",
+    "plot_curves", "plot_report", "resolve_experiment", "runs_by_id", "summarise_run",
+    "summarise_runs", "summary_label", "use_percent", "validation_counterpart", "write_csv",
+    "write_report",
 ]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from augssl.report.curves import Curve
 from augssl.report.options import parse_filter, parse_group_by
-from augssl.report.paired import Pairing, check_pairing
+from augssl.report.paired import Pairing, check_baseline_found, check_pairing
 from augssl.report.plots import plot_curves, plot_report
 from augssl.report.runs import collect_runs, make_client, resolve_experiment
 from augssl.report.summaries import summarise_runs
@@ -31,7 +31,7 @@ def build_report(experiment: str, *, tracking_uri: str | None = None,
     found = resolve_experiment(client, experiment)
     runs = collect_runs(client, found, filter_map, include_unfinished)
     values, skipped = summarise_runs(client, runs, metric, summary, k)
-    return Report(
+    report = Report(
         experiment_name=found.name,
         experiment_id=found.experiment_id,
         metric=metric,
@@ -43,6 +43,9 @@ def build_report(experiment: str, *, tracking_uri: str | None = None,
         skipped=tuple(skipped),
         pairing=pairing,
     )
+    if pairing is not None:
+        check_baseline_found(report)
+    return report
 
 
 @dataclass(frozen=True)

@@ -63,3 +63,16 @@ def paired_differences(report: Report, group: GroupStats) -> tuple[float, ...] |
     partner = dict(zip(baseline.pair_values, baseline.values))
     return tuple(value - partner[pair] for pair, value in zip(group.pair_values, group.values)
                  if pair in partner)
+
+
+def check_baseline_found(report: Report) -> None:
+    """ReportError when no group of ``report`` has the baseline's values."""
+    baseline = report.pairing.baseline
+    positions = [report.group_by.index(key) for key in baseline]
+    wanted = tuple(baseline.values())
+    if any(tuple(group.key[i] for i in positions) == wanted for group in report.groups):
+        return
+    taken = "; ".join(f"{key} takes {', '.join(sorted({g.key[i] for g in report.groups}))}"
+                      for key, i in zip(baseline, positions))
+    raise ReportError(f"baseline: no group has {format_filter(baseline)}: {taken}. Name the "
+                      f"baseline with values of these (clauses separated by ';')")
