@@ -15,8 +15,9 @@ def confusion_matrix(predictions: torch.Tensor, targets: torch.Tensor,
 def summarise(matrix: torch.Tensor) -> dict[str, float | list[float]]:
     """Accuracy, macro precision/recall/F1 and per-class accuracy (recall) of a confusion matrix.
 
-    Classes that never occur (or are never predicted) count as 0 in the macro averages rather than
-    being dropped, so a model that ignores a class is not rewarded.
+    The macro averages run over the classes present in the labels (a split may lack a class); a
+    present class the model never predicts counts 0, so a model that ignores a class is not
+    rewarded.
     """
     matrix = matrix.double()
     correct = matrix.diagonal()
