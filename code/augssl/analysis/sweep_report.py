@@ -9,11 +9,10 @@ from augssl.analysis.spec import ReportSpec
 from augssl.report import (
     Report,
     ReportError,
-    check_baseline_found,
+    assemble_report,
     curve_data,
     format_filter,
     format_markdown_table,
-    group_runs,
     matches,
     runs_by_id,
     summarise_runs,
@@ -32,15 +31,9 @@ def build_sweep_report(client, experiment, trial_runs: list, spec: ReportSpec) -
         where = f" matching filter {format_filter(spec.filters)!r}" if spec.filters else ""
         raise ReportError(f"no FINISHED trial{where} to report on.")
     values, skipped = summarise_runs(client, runs, spec.metric, spec.summary, spec.k)
-    report = Report(experiment_name=experiment.name, experiment_id=experiment.experiment_id,
-                  metric=spec.metric, summary=spec.summary, k=spec.k, group_by=spec.group_by,
-                  filters=spec.filters,
-                  groups=group_runs(values, spec.group_by,
-                                    paired_by=spec.pairing.paired_by if spec.pairing else None),
-                  skipped=tuple(skipped), pairing=spec.pairing)
-    if spec.pairing is not None:
-        check_baseline_found(report)
-    return report
+    return assemble_report(experiment, values, skipped, metric=spec.metric,
+                           summary=spec.summary, k=spec.k, group_by=spec.group_by,
+                           filters=spec.filters, pairing=spec.pairing)
 
 
 def publish(client, sweep_run_id: str, report: Report, spec: ReportSpec) -> str:

@@ -5,7 +5,7 @@
 histories over steps, ``plots`` draws the bar chart and the curves, ``build`` ties them together.
 """
 
-from augssl.report.build import ReportFiles, build_report, write_report
+from augssl.report.build import ReportFiles, assemble_report, build_report, write_report
 from augssl.report.curves import Curve, curve_data, mean_curve
 from augssl.report.errors import ReportError
 from augssl.report.options import format_filter, parse_filter, parse_group_by
@@ -59,7 +59,7 @@ from augssl.report.tables import (
 __all__ = [
     "BarLayout", "Curve", "GroupStats", "ITERATION_METRICS", "Pairing", "Report", "ReportError",
     "ReportFiles", "RunValue", "SUMMARY_MODES", "UNSET_PARAM", "VALIDATION_SPLIT",
-    "WALL_TIME_METRIC", "bar_layout", "best_validation_value", "build_report",
+    "WALL_TIME_METRIC", "assemble_report", "bar_layout", "best_validation_value", "build_report",
     "check_baseline_found", "check_pairing", "collect_runs", "curve_data", "curves_figure",
     "default_title", "final_value", "format_filter", "format_markdown_document",
     "format_markdown_table", "group_runs", "is_fraction_metric_name", "make_client", "matches",

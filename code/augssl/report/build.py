@@ -11,7 +11,7 @@ from augssl.report.options import parse_filter, parse_group_by
 from augssl.report.paired import Pairing, check_baseline_found, check_pairing
 from augssl.report.plots import plot_curves, plot_report
 from augssl.report.runs import collect_runs, make_client, resolve_experiment
-from augssl.report.summaries import summarise_runs
+from augssl.report.summaries import RunValue, summarise_runs
 from augssl.report.tables import Report, format_markdown_document, group_runs, write_csv
 
 
@@ -31,15 +31,23 @@ def build_report(experiment: str, *, tracking_uri: str | None = None,
     found = resolve_experiment(client, experiment)
     runs = collect_runs(client, found, filter_map, include_unfinished)
     values, skipped = summarise_runs(client, runs, metric, summary, k)
+    return assemble_report(found, values, skipped, metric=metric, summary=summary, k=k,
+                           group_by=group_keys, filters=filter_map, pairing=pairing)
+
+
+def assemble_report(experiment, values: Sequence[RunValue], skipped: Sequence[tuple[str, str]],
+                    *, metric: str, summary: str, k: int, group_by: tuple[str, ...],
+                    filters: Mapping[str, str], pairing: Pairing | None = None) -> Report:
+    """The report of summarised runs: grouped, with the baseline of ``pairing`` checked."""
     report = Report(
-        experiment_name=found.name,
-        experiment_id=found.experiment_id,
+        experiment_name=experiment.name,
+        experiment_id=experiment.experiment_id,
         metric=metric,
         summary=summary,
         k=k,
-        group_by=group_keys,
-        filters=filter_map,
-        groups=group_runs(values, group_keys, paired_by=pairing.paired_by if pairing else None),
+        group_by=group_by,
+        filters=filters,
+        groups=group_runs(values, group_by, paired_by=pairing.paired_by if pairing else None),
         skipped=tuple(skipped),
         pairing=pairing,
     )
