@@ -52,8 +52,9 @@ from ignite.engine import Engine, Events
 from augssl.augment import POLICY_NAMES
 from augssl.config import ConfigError, spec
 from augssl.data.bias import BiasedSplit, save_biased_split
-from augssl.data.loaders import cycle, derived_seed, resume_batches
+from augssl.data.loaders import cycle, derived_seed
 from augssl.data.splits import Splits
+from augssl.data.streams import BatchStreams
 from augssl.engine.config import TrainingConfig
 from augssl.engine.entry import launch
 from augssl.engine.fit import fit
@@ -272,29 +273,24 @@ def make_autodo_step(model, optimizer, precision, prepare, rows: TrainingRows,
 class HyperPass:
     """One pass of hyper-gradient steps over the training set, each against one clean
     validation batch (the original's ``hyperHesTrain``): only the tables move, the network is
-    held fixed. Its own loaders and draws are positioned by the hyper steps taken so far (the
-    hyper-optimiser's count), which checkpoints carry."""
+    held fixed. Its draws follow the hyper steps taken so far (the hyper-optimiser's count) and
+    its loaders' positions are in ``streams``: checkpoints carry both."""
 
     def __init__(self, model, prepare, prepare_validation, rows: TrainingRows,
                  tables: LearnedTables, train_batches, validation_batches, length: int,
                  config: AutodoConfig) -> None:
         self.model, self.rows, self.tables, self.config = model, rows, tables, config
         self.prepare, self.prepare_validation = prepare, prepare_validation
-        self.train_batches, self.validation_batches = train_batches, validation_batches
         self.length = length
         self._train, self._validation = cycle(train_batches), cycle(validation_batches)
+        self.streams = BatchStreams({"train": train_batches, "validation": validation_batches},
+                                    counted_by=("hyper_optimizer", "steps"))
 
     def pending(self, epoch: int) -> bool:
         """Whether ``epoch``'s hyper pass is still to run; a run resumed from a checkpoint inside
         the epoch's training pass has run it already."""
         due = hyper_passes_due(epoch, self.config.warm_epochs) * self.length
         return self.tables.hyper_optimizer.steps < due
-
-    def resume(self) -> None:
-        """Position the loaders after the batches the hyper steps so far have read."""
-        steps = self.tables.hyper_optimizer.steps
-        resume_batches(self.train_batches, steps)
-        resume_batches(self.validation_batches, steps)
 
     def run(self) -> dict[str, float]:
         """Run the pass; returns its mean training and validation losses."""
@@ -465,19 +461,16 @@ def training(local_rank: int, config: AutodoConfig) -> None:
         hyper_pass = build_hyper_pass(session, split, model, prepare, rows, tables, epoch_length)
         attach_hyper_passes(trainer, hyper_pass, session.tracker, split)
 
-    def on_resume(iteration: int) -> None:
-        resume_batches(batches, iteration)
-        if hyper_pass is not None:
-            hyper_pass.resume()
-
     def examples() -> torch.Tensor:
         if tables.augment is not None:
             return warped_examples(batches, prepare, tables.augment, rows)
         return augmented_examples(batches, policy, prepare.generator_for(0), session.device)
 
-    fit(session, trainer=trainer, model=model, optimizer=optimizer, scheduler=scheduler,
-        data=batches, epoch_length=epoch_length, on_resume=on_resume, examples=examples,
-        extra_state=tables.state_objects(),
+    extra_state = tables.state_objects()
+    if hyper_pass is not None:
+        extra_state["hyper_streams"] = hyper_pass.streams
+    fit(session, trainer, model=model, optimizer=optimizer, scheduler=scheduler,
+        data=batches, epoch_length=epoch_length, examples=examples, extra_state=extra_state,
         final_metrics=lambda loop: {"train/network_steps": loop.trainer.state.iteration})
 
 

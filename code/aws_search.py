@@ -32,7 +32,7 @@ import torch
 from ignite.engine import Engine
 
 from augssl.config import ConfigError, spec
-from augssl.data.loaders import resume_batches
+from augssl.data.streams import BatchStreams
 from augssl.engine.checkpoint import resolve_resume
 from augssl.engine.config import TrainingConfig
 from augssl.engine.entry import launch
@@ -266,8 +266,7 @@ def training(local_rank: int, config: AwsSearchConfig) -> None:
         precision=session.precision, tracker=session.tracker,
         class_names=session.bundle.classes, prepare_eval=session.preparer(),
         eval_splits={"validation": validation_batches(session)},
-        extra_state={"search": progress},
-        on_resume=lambda state: resume_batches(batches, state.iteration))
+        extra_state={"search": progress, "streams": BatchStreams({"data": batches})})
     loop.attach()
     resume_point = resolve_resume(config.resume) if config.resume else None
 

@@ -37,7 +37,7 @@ from ignite.engine import Engine
 
 from augssl.augment import POLICY_NAMES
 from augssl.config import spec
-from augssl.data.loaders import cycle, resume_batches, view
+from augssl.data.loaders import cycle, view
 from augssl.engine.config import LR_SCHEDULES, TrainingConfig
 from augssl.engine.entry import launch
 from augssl.engine.fit import fit
@@ -133,13 +133,8 @@ def training(local_rank: int, config: FixmatchConfig) -> None:
                STRONG: session.preparer(strong)}
     trainer = Engine(make_fixmatch_step(model, optimizer, session.precision, config,
                                         cycle(unlabelled), prepare))
-
-    def on_resume(iteration: int) -> None:
-        resume_batches(labelled, iteration)
-        resume_batches(unlabelled, iteration)  # one unlabelled batch per step
-
-    fit(session, trainer=trainer, model=model, optimizer=optimizer, scheduler=scheduler,
-        data=labelled, epoch_length=epoch_length, on_resume=on_resume,
+    fit(session, trainer, model=model, optimizer=optimizer, scheduler=scheduler,
+        data=labelled, epoch_length=epoch_length, streams={"unlabelled": unlabelled},
         examples=lambda: augmented_examples(unlabelled, strong,
                                             session.preparer().generator_for(0), session.device,
                                             view_index=1))

@@ -35,7 +35,7 @@ from augssl.augment import POLICY_NAMES
 from augssl.config import ConfigError, spec
 from augssl.data.aug_copies import augmented_copies, sample_views
 from augssl.data.class_subsets import subset_bundle, unlabelled_pool
-from augssl.data.loaders import DeviceBatches, cycle, derived_seed, resume_batches, view
+from augssl.data.loaders import DeviceBatches, cycle, derived_seed, view
 from augssl.engine.config import TrainingConfig
 from augssl.engine.entry import launch
 from augssl.engine.fit import fit
@@ -305,10 +305,10 @@ def training(local_rank: int, config: RealmixConfig, method: str = ENTRY) -> Non
     total_steps = config.num_epochs * epoch_length
     scheduler = build_scheduler(config, optimizer, total_steps)
     prepare = session.preparer(augment)
-    streams = [labelled]
+    streams = {}
     if method == ENTRY:
         unlabelled = _unlabelled_batches(session, config, policy)
-        streams.append(unlabelled)
+        streams["unlabelled"] = unlabelled
         step = make_realmix_step(model, optimizer, session.precision, config, cycle(unlabelled),
                                  prepare, total_steps, session.num_classes)
     else:
@@ -316,16 +316,12 @@ def training(local_rank: int, config: RealmixConfig, method: str = ENTRY) -> Non
                                     session.num_classes, mix=SUPERVISED_METHODS[method])
     trainer = Engine(step)
 
-    def on_resume(iteration: int) -> None:
-        for stream in streams:
-            resume_batches(stream, iteration)
-
     def final_metrics(loop) -> dict[str, float]:
         recent = loop.accuracy_history["test"][-config.median_of_last:]
         return {f"test/accuracy_median_last{config.median_of_last}": statistics.median(recent)}
 
-    fit(session, trainer=trainer, model=model, optimizer=optimizer, scheduler=scheduler,
-        data=labelled, epoch_length=epoch_length, on_resume=on_resume,
+    fit(session, trainer, model=model, optimizer=optimizer, scheduler=scheduler,
+        data=labelled, epoch_length=epoch_length, streams=streams,
         final_metrics=final_metrics,
         examples=lambda: augmented_examples(labelled, augment,
                                             session.preparer().generator_for(0), session.device))

@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 from ignite.engine import Engine
 
-from augssl.data.loaders import resume_batches
 from augssl.engine.config import TrainingConfig
 from augssl.engine.entry import launch
 from augssl.engine.fit import fit
@@ -59,9 +58,8 @@ def training(local_rank: int, config: TrainConfig) -> None:
     scheduler = build_scheduler(config, optimizer, config.num_epochs * epoch_length)
     trainer = Engine(make_step(model, optimizer, session.preparer(augment), session.precision,
                                config.label_smoothing))
-    fit(session, trainer=trainer, model=model, optimizer=optimizer, scheduler=scheduler,
+    fit(session, trainer, model=model, optimizer=optimizer, scheduler=scheduler,
         data=batches, epoch_length=epoch_length,
-        on_resume=lambda iteration: resume_batches(batches, iteration),
         examples=lambda: augmented_examples(batches, augment,
                                             session.preparer().generator_for(0), session.device))
 

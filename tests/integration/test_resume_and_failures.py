@@ -29,7 +29,17 @@ def _final_weights(run) -> dict:
     return torch.load(folder / "final_model.pt", weights_only=True)["model"]
 
 
-def _check_resume_is_exact(monkeypatch, training, config, crash_step: int, last_step: int):
+def _as_older_checkpoints(run) -> None:
+    """Rewrite a run's checkpoints as they were before the batch streams had a state."""
+    folder = Path(run.info.artifact_uri.removeprefix("file://")) / "checkpoints"
+    for path in folder.glob("checkpoint_*.pt"):
+        state = torch.load(path, weights_only=True)
+        del state["streams"]
+        torch.save(state, path)
+
+
+def _check_resume_is_exact(monkeypatch, training, config, crash_step: int, last_step: int,
+                           before_resume=lambda run: None):
     training(0, config())
     (reference,) = all_runs()
 
@@ -39,6 +49,7 @@ def _check_resume_is_exact(monkeypatch, training, config, crash_step: int, last_
             training(0, config())
     crashed = next(r for r in all_runs() if r.info.run_id != reference.info.run_id)
     assert mlflow.get_run(crashed.info.run_id).info.status == "FAILED"
+    before_resume(crashed)
 
     training(0, config(resume=crashed.info.run_id))
     resumed = mlflow.get_run(crashed.info.run_id)
@@ -56,16 +67,23 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tracking, monkeypatc
     _check_resume_is_exact(monkeypatch, train.training, _config, crash_step=14, last_step=27)
 
 
-def test_a_resumed_uda_run_ends_where_an_uninterrupted_one_does(tracking, monkeypatch):
-    # 5 labelled batches per epoch, and the unlabelled loader is mid-epoch all along: the crash
-    # tests that both are positioned again
-    def config(**overrides):
-        params = tiny(num_labelled_samples=100, batch_size=20, unlabelled_batch_size=50,
-                      num_epochs=3, checkpoint_every=4, ema_decay=0.9, **overrides)
-        return parse_params(params, main_uda.UdaConfig, dataset="FashionMNIST",
-                            network="smallcnn")
+def _uda_config(**overrides):
+    # 5 labelled batches per epoch, and the unlabelled loader is mid-epoch all along
+    params = tiny(num_labelled_samples=100, batch_size=20, unlabelled_batch_size=50,
+                  num_epochs=3, checkpoint_every=4, ema_decay=0.9, **overrides)
+    return parse_params(params, main_uda.UdaConfig, dataset="FashionMNIST", network="smallcnn")
 
-    _check_resume_is_exact(monkeypatch, main_uda.training, config, crash_step=11, last_step=15)
+
+def test_a_resumed_uda_run_ends_where_an_uninterrupted_one_does(tracking, monkeypatch):
+    # the crash tests that both loaders are positioned again
+    _check_resume_is_exact(monkeypatch, main_uda.training, _uda_config, crash_step=11,
+                           last_step=15)
+
+
+def test_a_checkpoint_from_before_the_streams_had_a_state_resumes_exactly(tracking, monkeypatch):
+    # the labelled and unlabelled batches are positioned from the trainer's iteration instead
+    _check_resume_is_exact(monkeypatch, main_uda.training, _uda_config, crash_step=11,
+                           last_step=15, before_resume=_as_older_checkpoints)
 
 
 def test_a_resumed_fixmatch_run_ends_where_an_uninterrupted_one_does(tracking, monkeypatch):

@@ -57,8 +57,9 @@ class DeviceBatches:
         self.stream = stream  # loaders of one run with different streams shuffle independently
         self.rank = rank
         self.world_size = world_size
-        self.epoch = 0
+        self.epoch = 0  # where the next iteration starts
         self.start_batch = 0
+        self._next = (0, 0)  # (epoch, batch) of the next batch handed out
 
     def _order(self, epoch: int) -> torch.Tensor:
         if not self.shuffle:
@@ -91,25 +92,30 @@ class DeviceBatches:
     def resume_at(self, epoch: int, batch: int) -> None:
         """Make the next iteration start at ``batch`` of ``epoch`` (for exact resumption)."""
         self.epoch, self.start_batch = epoch, batch
+        self._next = (epoch, batch)
+
+    def state_dict(self) -> dict:
+        """Where the batches go on: the epoch and batch of the next one handed out."""
+        epoch, batch = self._next
+        return {"epoch": epoch, "batch": batch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.resume_at(int(state["epoch"]), int(state["batch"]))
+
+    def position_after(self, count: int) -> dict:
+        """The state after ``count`` batches read from the start: ignite and ``cycle`` restart
+        an exhausted iterator, so batch i is batch i % n of epoch i // n."""
+        return {"epoch": count // len(self), "batch": count % len(self)}
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        order = self._order(self.epoch).to(self.images.device)
-        start, self.start_batch = self.start_batch, 0
-        self.epoch += 1
-        for b in range(start, len(self)):
+        epoch, start = self.epoch, self.start_batch
+        order = self._order(epoch).to(self.images.device)
+        self.epoch, self.start_batch = epoch + 1, 0
+        count = len(self)
+        for b in range(start, count):
+            self._next = (epoch, b + 1) if b + 1 < count else (epoch + 1, 0)
             batch = order[b * self.batch_size:(b + 1) * self.batch_size]
             yield self.images[batch], self.targets[batch], batch
-
-
-def resume_batches(batches, iteration: int) -> None:
-    """Position ``batches`` so that the next batch is the one of global ``iteration``.
-
-    ignite (and ``cycle``) restart an exhausted iterator, so the batch of iteration i is batch
-    i % n of data epoch i // n. DataLoader-based batches cannot be positioned: they restart at
-    the beginning of an epoch.
-    """
-    if isinstance(batches, DeviceBatches):
-        batches.resume_at(iteration // len(batches), iteration % len(batches))
 
 
 def cycle(batches) -> Iterator:

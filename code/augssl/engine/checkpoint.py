@@ -72,7 +72,12 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
 
 
 def restore(state: dict, objects: dict) -> None:
-    """Load each object's state from a checkpoint; missing parts are an error, not a silent skip."""
+    """Load each object's state from a checkpoint; missing parts are an error, not a silent skip,
+    except for an object that can tell its state from what an older checkpoint holds
+    (``older_checkpoint_state``)."""
+    older = {name: obj.older_checkpoint_state(state) for name, obj in objects.items()
+             if name not in state and hasattr(obj, "older_checkpoint_state")}
+    state = {**state, **{name: part for name, part in older.items() if part is not None}}
     missing = [name for name in objects if name not in state]
     if missing:
         raise ConfigError(f"the checkpoint lacks {', '.join(missing)}: it was written by another "

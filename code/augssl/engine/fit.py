@@ -8,6 +8,7 @@ from typing import Callable
 import torch
 from ignite.engine import Engine
 
+from augssl.data.streams import BatchStreams
 from augssl.engine.checkpoint import resolve_resume
 from augssl.engine.ema import ParameterEMA
 from augssl.engine.model_export import model_metadata
@@ -16,17 +17,18 @@ from augssl.engine.session import Session, run_tracked
 from augssl.engine.trainer import TrainingLoop
 
 
-def fit(session: Session, *, trainer: Engine, model: torch.nn.Module,
+def fit(session: Session, trainer: Engine, *, model: torch.nn.Module,
         optimizer: torch.optim.Optimizer, scheduler, data, epoch_length: int,
-        on_resume: Callable[[int], None], examples: Callable[[], torch.Tensor],
+        examples: Callable[[], torch.Tensor], streams: dict | None = None,
         extra_state: dict | None = None,
         final_metrics: Callable[[TrainingLoop], dict[str, float]] | None = None) -> TrainingLoop:
     """Train ``trainer`` over ``data`` for the config's epochs.
 
-    ``on_resume(iteration)`` positions the entry's batches after a checkpoint is restored;
-    ``examples()`` returns augmented training images for the run's figure; ``extra_state`` holds
-    further objects (with state_dict/load_state_dict) that checkpoints must carry;
-    ``final_metrics(loop)`` gives metrics to log once at the end (they also go in summary.json).
+    What checkpoints save: the model, optimiser and schedule, the position of ``data`` and of
+    ``streams`` (name -> the batches the step reads itself, one per iteration), and
+    ``extra_state`` (further objects with state_dict/load_state_dict). ``examples()`` returns
+    augmented training images for the run's figure; ``final_metrics(loop)`` gives metrics to log
+    once at the end (they also go in summary.json).
     """
     config = session.config
     resume_point = resolve_resume(config.resume) if config.resume else None
@@ -37,8 +39,8 @@ def fit(session: Session, *, trainer: Engine, model: torch.nn.Module,
         model_metadata=model_metadata(session.bundle, config),
         eval_splits=session.eval_splits(),
         ema=ParameterEMA(model, config.ema_decay) if config.ema_decay > 0 else None,
-        extra_state=extra_state or {},
-        on_resume=lambda state: on_resume(state.iteration))
+        extra_state={"streams": BatchStreams({"data": data, **(streams or {})}),
+                     **(extra_state or {})})
     loop.attach()
 
     def body() -> None:

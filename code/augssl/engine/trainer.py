@@ -39,7 +39,6 @@ class TrainingLoop:
     eval_splits: dict = field(default_factory=dict)
     ema: object = None
     extra_state: dict = field(default_factory=dict)
-    on_resume: Callable | None = None
     best_accuracy: float = -1.0
     last_results: dict = field(default_factory=dict)
     accuracy_history: dict = field(default_factory=dict)  # split -> accuracies, in order
@@ -141,8 +140,6 @@ class TrainingLoop:
     def resume_from(self, point: ckpt.ResumePoint) -> None:
         state, self.last_checkpoint = point.load(next(self.model.parameters()).device)
         ckpt.restore(state, self.state_objects())
-        if self.on_resume is not None:
-            self.on_resume(self.trainer.state)
 
     def run(self, data, max_epochs: int, epoch_length: int) -> float:
         """Train; returns the wall time in seconds."""
