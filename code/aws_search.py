@@ -25,6 +25,8 @@ import augssl  # noqa: F401  (first: it sets the OpenMP wait policy before torch
 # isort: split
 
 import json
+import math
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -51,7 +53,7 @@ from augssl.search.aws import (
 )
 from augssl.search.aws.child_runs import discard_unfinished_loop, log_evaluations
 from augssl.search.aws.executors import EXECUTORS, import_ray, open_executor
-from augssl.search.aws.policy_evaluation import EvaluationResult, EvaluationTask, validation_batches
+from augssl.search.aws.policy_evaluation import EvaluationTask, validation_batches
 from augssl.search.aws.training_step import PairAugment, pair_step
 
 ENTRY = "aws_search"
@@ -139,10 +141,18 @@ class AwsSearchConfig(TrainingConfig):
                          baseline_decay=self.baseline_decay)
 
 
+def reward_std_error(rewards: list[float]) -> float | None:
+    """The standard error of a loop's mean reward, from its evaluations' spread (None with one
+    evaluation): rewards of policies closer than about twice this are noise to the PPO update."""
+    if len(rewards) < 2:
+        return None
+    return statistics.stdev(rewards) / math.sqrt(len(rewards))
+
+
 class SearchProgress:
     """Where the search stands, checkpointed with the shared weights: whether stage 1 is over,
-    the policy with its PPO state (Adam, reward baseline), the loops finished, and the entropy
-    before any loop and after each."""
+    the policy with its PPO state (Adam, reward baseline), the loops finished, the entropy
+    before any loop and after each, and each loop's reward standard error."""
 
     def __init__(self, ppo: PolicyPPO):
         self.ppo = ppo
@@ -150,24 +160,30 @@ class SearchProgress:
         self.finished_loops = 0
         with torch.no_grad():
             self.entropies = [float(ppo.policy.entropy())]
+        self.reward_std_errors: list[float] = []
 
     @property
     def policy(self) -> PairPolicy:
         return self.ppo.policy
 
-    def record(self, stats: dict) -> None:
+    def record(self, stats: dict, std_error: float | None) -> None:
         self.finished_loops += 1
         self.entropies.append(stats["entropy"])
+        if std_error is not None:
+            self.reward_std_errors.append(std_error)
 
     def state_dict(self) -> dict:
         return {"ppo": self.ppo.state_dict(), "stage1_finished": self.stage1_finished,
-                "finished_loops": self.finished_loops, "entropies": list(self.entropies)}
+                "finished_loops": self.finished_loops, "entropies": list(self.entropies),
+                "reward_std_errors": list(self.reward_std_errors)}
 
     def load_state_dict(self, state: dict) -> None:
         self.ppo.load_state_dict(state["ppo"])
         self.stage1_finished = bool(state["stage1_finished"])
         self.finished_loops = int(state["finished_loops"])
         self.entropies = [float(value) for value in state["entropies"]]
+        # checkpoints written before the standard errors were kept have none
+        self.reward_std_errors = [float(v) for v in state.get("reward_std_errors", [])]
 
 
 def save_search_checkpoint(loop: TrainingLoop, number: int) -> None:
@@ -187,17 +203,21 @@ def save_shared_weights(session: Session, loop: TrainingLoop) -> None:
 
 
 def log_loop(session: Session, progress: SearchProgress, stats: dict,
-             results: list[EvaluationResult]) -> None:
+             rewards: list[float], std_error: float | None) -> None:
     top = progress.policy.top_k(1)[0]
-    rewards = [result.reward for result in results]
-    session.tracker.log_metrics({
+    metrics = {
         "search/mean_reward": stats["mean_reward"], "search/best_reward": max(rewards),
         "search/baseline": stats["baseline"], "search/mean_advantage": stats["mean_advantage"],
         "search/policy_entropy": stats["entropy"], "search/kl": stats["kl"],
         "search/top1_probability": top.probability, "search/ppo_steps": stats["steps"],
-        "search/ppo_early_stopped": stats["early_stopped"]}, progress.finished_loops)
+        "search/ppo_early_stopped": stats["early_stopped"]}
+    spread = ""
+    if std_error is not None:
+        metrics["search/reward_std_error"] = std_error
+        spread = f" ± {std_error:.4f}"
+    session.tracker.log_metrics(metrics, progress.finished_loops)
     print(f"{ENTRY}: loop {progress.finished_loops}/{session.config.search_loops} mean reward "
-          f"{stats['mean_reward']:.4f} entropy {stats['entropy']:.4f} top {top.first} -> "
+          f"{stats['mean_reward']:.4f}{spread} entropy {stats['entropy']:.4f} top {top.first} -> "
           f"{top.second} ({top.probability:.5f})")
 
 
@@ -217,9 +237,11 @@ def run_search(session: Session, loop: TrainingLoop, progress: SearchProgress, e
         tasks = [EvaluationTask(number, index) for index in range(1, c.evaluations_per_loop + 1)]
         results = executor.run(joint, tasks)
         stats = progress.ppo.update([PolicyEvaluation(r.pair_counts, r.reward) for r in results])
-        progress.record(stats)
+        rewards = [result.reward for result in results]
+        std_error = reward_std_error(rewards)
+        progress.record(stats, std_error)
         log_evaluations(run_id, experiment_id, results)
-        log_loop(session, progress, stats, results)
+        log_loop(session, progress, stats, rewards, std_error)
         save_search_checkpoint(loop, stage1_steps + progress.finished_loops)
 
 
@@ -233,8 +255,10 @@ def write_search_outputs(session: Session, loop: TrainingLoop, progress: SearchP
     tracker.log_figure(plot_policy_heatmap(progress.policy), "policy_heatmap.png")
     tracker.log_figure(plot_entropy_curve(progress.entropies), "policy_entropy.png")
     top = progress.policy.top_k(min(5, c.top_k))
+    errors = progress.reward_std_errors
     summary = {"run_id": tracker.run_id, "search_loops": progress.finished_loops,
                "policy_entropy": progress.entropies[-1],
+               "mean_reward_std_error": statistics.fmean(errors) if errors else None,
                "stage1_best_validation_accuracy": loop.best_accuracy,
                "top_sub_policies": [sub._asdict() for sub in top], "wall_time_s": wall_time}
     tracker.path("summary.json").write_text(json.dumps(summary, indent=2) + "\n")

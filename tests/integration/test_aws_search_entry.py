@@ -5,6 +5,7 @@ import copy
 import json
 import math
 import os
+import statistics
 import sys
 import types
 from pathlib import Path
@@ -106,6 +107,14 @@ def test_search_logs_policy_figures_and_one_child_run_per_evaluation(tracking):
         counts = json.loads((_artifacts(child) / "pair_counts.json").read_text())["counts"]
         assert sum(map(sum, counts)) == metrics["pairs_sampled"]
     assert len(set(rewards)) > 1
+    # each loop's reward standard error: the spread of its 2 evaluations over sqrt(2)
+    errors = client.get_metric_history(search.info.run_id, "search/reward_std_error")
+    for error in errors:
+        loop = [c.data.metrics["reward"] for c in children if _loop_and_index(c)[0] == error.step]
+        assert error.value == pytest.approx(statistics.stdev(loop) / math.sqrt(2))
+    assert [m.step for m in errors] == [1, 2]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["mean_reward_std_error"] == pytest.approx(sum(m.value for m in errors) / 2)
 
     # the shared weights the evaluations forked are still those stage 1 ended with
     shared = torch.load(folder / "shared_weights.pt", weights_only=True)["model"]

@@ -35,7 +35,7 @@ def _write_spec(folder, params: str, seeds=(0,), extra: str = ""):
 
 
 def _sweep_and_trials():
-    found = all_runs()
+    found = [r for r in all_runs() if runs.SWEEP_TAG in r.data.tags]  # not a search's evaluations
     (parent,) = [r for r in found if runs.TRIAL_TAG not in r.data.tags]
     trials = sorted((r for r in found if runs.TRIAL_TAG in r.data.tags),
                     key=lambda r: r.info.start_time)
@@ -131,3 +131,24 @@ def test_a_rerun_resumes_an_interrupted_trial_from_its_checkpoint_in_its_run(tra
     # losses every 2 steps: 2 and 4 before the interruption, then 4 to 8 from the checkpoint of 3
     history = mlflow.MlflowClient().get_metric_history(resumed.info.run_id, "train/loss")
     assert sorted(m.step for m in history) == [2, 4, 4, 6, 8]
+
+
+def test_a_sweep_trains_with_the_policy_its_search_line_learned(tracking, tmp_path, capsys):
+    search = _params(num_validation_samples=200, epoch_length=2, finetune_epochs=1,
+                     search_loops=1, evaluations_per_loop=2, eval_every=None,
+                     train_eval_samples=None)
+    path = tmp_path / "chain.toml"
+    path.write_text(f'experiment = "sweeps"\ndataset = "FashionMNIST"\nnetwork = "smallcnn"\n'
+                    f'seeds = [0]\n\n[[line]]\nname = "search"\nentry = "aws_search"\n'
+                    f'params = "{search}"\n\n[[line]]\nentry = "train"\nparams = "{_params()}"\n'
+                    f'grid = {{ policy = ["aws:{{search}}", "aws:uniform"] }}\n\n'
+                    f'[report]\ngroup_by = ["policy"]\nfilter = "entry=train"\n')
+    assert sweep.main([str(path), "--executor", "inprocess"]) == 0
+    parent, (searched, learned, uniform) = _sweep_and_trials()
+    assert [r.info.status for r in (parent, searched, learned, uniform)] == ["FINISHED"] * 4
+    assert searched.data.params["entry"] == "aws_search"
+    assert learned.data.params["policy"] == f"aws:{searched.info.run_id}"
+    assert learned.data.tags[runs.PARAMS_TAG].endswith("policy=aws:{search};seed=0")
+    assert uniform.data.params["policy"] == "aws:uniform"
+    table = capsys.readouterr().out
+    assert f"| aws:{searched.info.run_id} | " in table and "| aws:uniform | " in table

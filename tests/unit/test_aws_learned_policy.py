@@ -8,7 +8,12 @@ from augssl.augment import AugmentSpec
 from augssl.config import ConfigError, parse_params
 from augssl.engine.config import TrainingConfig
 from augssl.search.aws import OPERATION_NAMES, PairPolicy, apply_pairs, save_policy
-from augssl.search.aws.learned import LearnedPolicyAugment, resolve_learned_policy
+from augssl.search.aws.learned import (
+    LearnedPolicyAugment,
+    check_learned_policy,
+    learned_policy,
+    resolve_learned_policy,
+)
 from augssl.search.aws.training_step import PairAugment
 
 FASHION_MNIST_FILL = (73,)  # the data set's mean pixel, 0.2860, in uint8
@@ -30,7 +35,7 @@ def _parse(params: str) -> TrainingConfig:
 def test_the_policy_param_takes_names_and_learned_policies_and_explains_both():
     assert _parse("policy=aws:/some/policy.json").policy == "aws:/some/policy.json"
     assert _parse("policy=randaugment").policy == "randaugment"
-    with pytest.raises(ConfigError, match=r"aws:<run id or policy.json>"):
+    with pytest.raises(ConfigError, match=r"aws:<run id, policy.json or uniform>"):
         _parse("policy=aws")
     with pytest.raises(ConfigError, match="Did you mean 'cutout'"):
         _parse("policy=cutuot")
@@ -58,6 +63,13 @@ def test_a_run_reference_resolves_to_the_runs_policy_artifact(tmp_path, monkeypa
             resolve_learned_policy(empty.info.run_id)
     finally:
         mlflow.set_tracking_uri(None)
+
+
+def test_uniform_names_the_policy_a_search_starts_from_without_a_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no file called "uniform" here
+    check_learned_policy("uniform")
+    torch.testing.assert_close(learned_policy("uniform").joint(), PairPolicy().joint())
+    assert _parse("policy=aws:uniform").policy == "aws:uniform"
 
 
 def test_a_reference_that_is_neither_file_nor_run_id_says_what_to_pass(tmp_path):

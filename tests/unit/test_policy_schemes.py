@@ -121,7 +121,7 @@ def test_the_aws_package_provides_the_aws_scheme():
 
     scheme, reference = ps.policy_reference("aws:0123")
     assert scheme is LEARNED_POLICY_SCHEME and reference == "0123"
-    assert "aws:<run id or policy.json>" in ps.policy_forms()
+    assert "aws:<run id, policy.json or uniform>" in ps.policy_forms()
 
 
 LAZY_ENGINE = """

@@ -13,6 +13,7 @@ import sweep
 from augssl.analysis import runs
 from augssl.analysis.entries import ENTRIES
 from augssl.analysis.executors import ExecutorError, choose_executor
+from augssl.analysis.runner import stages, with_run_ids
 from augssl.analysis.spec import (
     SWEEPS_DIR,
     SpecError,
@@ -67,6 +68,65 @@ def test_seed_key_names_the_param_the_seeds_set():
     assert [t.params for t in trials] == ["run=0", "run=1"]
     assert [t.seed for t in trials] == [0, 1]
     assert trials[1].label == "autodo run=1"
+
+
+SEARCH = {"entry": "aws_search", "name": "search", "seeds": [0],
+          "params": "search_loops=2;evaluations_per_loop=2"}
+
+
+def test_a_line_takes_the_run_id_of_a_named_line_above_it():
+    spec = _spec(line=[SEARCH, {"entry": "train", "grid": {"policy": ["aws:{search}", "none"]}}])
+    trials = check_trials(spec)  # the policy waiting for a run id is checked when it starts
+    search, *train = trials
+    assert search.seed == 0 and search.references == ()
+    assert [t.label for t in train] == ["train policy=aws:{search} seed=0",
+                                        "train policy=aws:{search} seed=1",
+                                        "train policy=none seed=0", "train policy=none seed=1"]
+    # both seeds take the only search; the key is the command line as written in the spec
+    assert train[0].references == train[1].references == (("search", search.key),)
+    assert train[2].references == ()
+    assert train[1].with_run_ids({search.key: "a" * 32}) == f"policy=aws:{'a' * 32};seed=1"
+    assert expand(spec)[1].key == train[0].key
+
+
+def test_a_named_line_with_a_run_per_seed_gives_each_trial_the_run_of_its_seed():
+    first = {"entry": "train", "name": "first"}
+    spec = _spec(line=[first, {"entry": "train", "params": "policy=aws:{first}"}])
+    trials = expand(spec)
+    assert [(t.seed, t.references) for t in trials[2:]] == [
+        (0, (("first", trials[0].key),)), (1, (("first", trials[1].key),))]
+
+
+@pytest.mark.parametrize("lines, message", [
+    ([SEARCH, {"entry": "train", "params": "policy=aws:{serch}"}],
+     "line 2: {serch}: no line above is named 'serch'. Did you mean '{search}'?"),
+    ([{"entry": "train", "params": "policy=aws:{search}"}, SEARCH],
+     "line 1: {search}: line 2 is named 'search', but a line can only take the run id of a line "
+     "above it"),
+    ([SEARCH, {**SEARCH, "params": "search_loops=3"}], "lines 1 and 2 are both named 'search'"),
+    ([{**SEARCH, "name": "a b"}], "line 1: name 'a b'"),
+    ([{**SEARCH, "seeds": []}], "line 1: seeds = []: expected a non-empty list"),
+    ([{**SEARCH, "grid": {"search_loops": [1, 2]}},
+      {"entry": "train", "params": "policy=aws:{search}"}],
+     "line 2: {search} is ambiguous for seed 0: line 'search' has 2 trials of that seed"),
+    ([{**SEARCH, "seeds": [5], "grid": {"search_loops": [1, 2]}},
+      {"entry": "train", "params": "policy=aws:{search}"}],
+     "line 2: {search} is ambiguous for seed 0: line 'search' has no trial of that seed"),
+])
+def test_a_reference_to_a_line_is_refused_unless_it_names_one_run_above(lines, message):
+    with pytest.raises(SpecError, match=re.escape(message)):
+        expand(_spec(line=lines))
+
+
+def test_the_top_level_params_cannot_take_a_lines_run_id():
+    with pytest.raises(SpecError, match=re.escape("cannot take a line's run id ({search})")):
+        _spec(params="policy=aws:{search}", line=[SEARCH])
+
+
+def test_a_param_waiting_for_a_run_id_must_still_be_one_of_the_entrys():
+    spec = _spec(line=[SEARCH, {"entry": "train", "params": "polcy=aws:{search}"}])
+    with pytest.raises(SpecError, match="'polcy' is not a param of train"):
+        check_trials(spec)
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -162,7 +222,7 @@ def test_entry_keys_and_realmix_split_names_parse_as_the_entries_do():
 # The runs behind each of the README's tables.
 SPEC_TRIALS = {"fashion_mnist_train": 30, "fashion_mnist_train_longer": 2,
                "fashion_mnist_uda": 9, "fashion_mnist_realmix": 15, "fashion_mnist_mismatch": 16,
-               "fashion_mnist_autodo": 42, "fashion_mnist_aws": 9}
+               "fashion_mnist_autodo": 42, "fashion_mnist_aws": 13}
 
 
 @pytest.mark.parametrize("name, count", SPEC_TRIALS.items())
@@ -285,3 +345,32 @@ def test_a_rerun_skips_finished_trials_resumes_from_checkpoints_and_retries_the_
     assert tags == {runs.PARENT_TAG: "sweep", runs.SWEEP_TAG: "demo",
                     runs.TRIAL_TAG: trials[5].key, runs.ENTRY_TAG: "train", runs.POINT_TAG: "",
                     runs.SEED_TAG: "5", runs.PARAMS_TAG: "num_epochs=1;seed=5"}
+
+
+def test_trials_run_after_the_trials_whose_run_ids_they_take():
+    spec = _spec(line=[{"entry": "train", "name": "a"}, {"entry": "train", "name": "b",
+                                                         "params": "policy=aws:{a}"},
+                       {"entry": "train", "params": "policy=aws:{b}"}, {"entry": "fixmatch"}])
+    trials = expand(spec)
+    todo = [runs.Planned(trial, f"run{i}", False) for i, trial in enumerate(trials)]
+    assert [[item.trial.line for item in stage] for stage in stages(todo)] == [
+        [0, 0, 3, 3], [1, 1], [2, 2]]
+    # a trial whose referred trial FINISHED before this command runs in the first stage
+    assert [[item.trial.line for item in stage] for stage in stages(todo[2:4])] == [[1, 1]]
+
+
+def test_a_trial_whose_referred_run_did_not_finish_fails_without_running():
+    trials = expand(_spec(line=[SEARCH, {"entry": "train", "params": "policy=aws:{search}"}]))
+    search, first, _ = trials
+    client = _Client(checkpoints=set())
+    client.set_tag = lambda run_id, key, value: client.created.append((run_id, key, value))
+    item = runs.Planned(first, "train0", False)
+    assert with_run_ids(client, item, {search.key: _run("s" * 32, "FINISHED")}, trials) == (
+        f"policy=aws:{'s' * 32};seed=0")
+    assert client.terminated == {}
+    assert with_run_ids(client, item, {search.key: _run("s" * 32, "FAILED")}, trials) is None
+    assert client.terminated == {"train0": "FAILED"}
+    (run_id, tag, note), = client.created
+    assert run_id == "train0" and tag == "mlflow.note.content"
+    assert note == (f"not run: it takes the run id of line 'search' (aws_search seed=0; run "
+                    f"{'s' * 32}), which ended FAILED. Rerun the sweep once that trial finishes.")

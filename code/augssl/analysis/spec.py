@@ -30,6 +30,8 @@ from augssl.report import (
 SWEEPS_DIR = Path(__file__).resolve().parents[3] / "experiments" / "sweeps"
 # Sweep and report names become MLflow tag values in search filters and artifact folder names.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# "{search}" in a line's param values: the run id of the earlier line named "search"
+REFERENCE = re.compile(r"\{([A-Za-z0-9][A-Za-z0-9._-]*)\}")
 
 Pairs = tuple[tuple[str, str], ...]
 
@@ -51,6 +53,16 @@ class Line:
     entry: str
     params: str
     grid: tuple[Axis, ...] = ()
+    name: str = ""
+    """What later lines call this one's run id: ``{name}`` in their param values."""
+    seeds: tuple[int, ...] = ()
+    """This line's own seeds; empty: the spec's."""
+
+    def references(self) -> set[str]:
+        """The line names its params and grid values refer to."""
+        texts = [self.params, *(value for axis in self.grid for point in axis.points
+                                for _, value in point)]
+        return {name for text in texts for name in REFERENCE.findall(text)}
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,14 @@ class Trial:
     point: Pairs
     seed: int
     seed_key: str = "seed"
+    references: tuple[tuple[str, str], ...] = ()
+    """(line name, trial key) of each run whose id ``{name}`` in ``params`` stands for."""
+
+    def with_run_ids(self, run_ids: Mapping[str, str]) -> str:
+        """``params`` with each ``{name}`` replaced by the run id of the trial it refers to
+        (``run_ids`` by trial key)."""
+        keys = dict(self.references)
+        return REFERENCE.sub(lambda match: run_ids[keys[match.group(1)]], self.params)
 
     @property
     def key(self) -> str:
@@ -191,15 +211,42 @@ def _line(index: int, table: Any) -> Line:
     where = f"line {index + 1}"
     if not isinstance(table, dict):
         raise SpecError(f"{where}: expected a table with entry, params and optionally grid.")
-    _check_keys(table, ("entry", "params", "grid"), where)
+    _check_keys(table, ("entry", "name", "seeds", "params", "grid"), where)
     entry = _get(table, "entry", str, where)
     if entry not in ENTRIES:
         close = difflib.get_close_matches(entry, list(ENTRIES), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         raise SpecError(f"{where}: unknown entry '{entry}'.{hint} Entries a sweep can run: "
                         f"{', '.join(ENTRIES)}.")
+    name = _get(table, "name", str, where, "")
+    if name and not _NAME.fullmatch(name):
+        raise SpecError(f"{where}: name {name!r}: use letters, digits, '.', '_' or '-'.")
+    seeds = _seeds(table["seeds"], where) if "seeds" in table else ()
     return Line(entry, _params_string(table, where), _grid(table.get("grid", {}),
-                                                           f"{where}.grid"))
+                                                           f"{where}.grid"), name, seeds)
+
+
+def _check_references(lines: tuple[Line, ...], where: str) -> None:
+    """Each ``{name}`` names an earlier line: a line runs once the lines it refers to ended."""
+    earlier: dict[str, int] = {}
+    for index, line in enumerate(lines):
+        for name in sorted(line.references()):
+            if name not in earlier:
+                later = [i + 1 for i, other in enumerate(lines) if other.name == name]
+                if later:
+                    problem = (f"line {later[0]} is named '{name}', but a line can only take "
+                               "the run id of a line above it: move it up")
+                else:
+                    close = difflib.get_close_matches(name, list(earlier), n=1)
+                    hint = f" Did you mean '{{{close[0]}}}'?" if close else ""
+                    named = ", ".join(f"{{{n}}}" for n in earlier) or "none"
+                    problem = f"no line above is named '{name}'.{hint} Named lines: {named}"
+                raise SpecError(f"line {index + 1}: {{{name}}}: {problem}.")
+        if line.name:
+            if line.name in earlier:
+                raise SpecError(f"{where}: lines {earlier[line.name] + 1} and {index + 1} are "
+                                f"both named '{line.name}': give each its own name.")
+            earlier[line.name] = index
 
 
 _REPORT_KEYS = ("name", "group_by", "metric", "summary", "k", "filter", "percent", "title",
@@ -256,12 +303,14 @@ def _reports(value: Any, seed_key: str) -> tuple[ReportSpec, ...]:
     return reports
 
 
-def _seeds(value: Any) -> tuple[int, ...]:
+def _seeds(value: Any, where: str = "") -> tuple[int, ...]:
+    place = f"{where}: " if where else ""
     if (not isinstance(value, list) or not value
             or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)):
-        raise SpecError(f"seeds = {value!r}: expected a non-empty list of whole numbers >= 0.")
+        raise SpecError(f"{place}seeds = {value!r}: expected a non-empty list of whole numbers "
+                        ">= 0.")
     if len(set(value)) != len(value):
-        raise SpecError(f"seeds = {value!r}: a seed is listed twice.")
+        raise SpecError(f"{place}seeds = {value!r}: a seed is listed twice.")
     return tuple(value)
 
 
@@ -281,6 +330,11 @@ def parse_spec(data: Mapping, source: Path) -> SweepSpec:
         raise SpecError(f"{where}: no [[line]]: a sweep needs at least one.")
     seed_key = _get(data, "seed_key", str, where, "seed")
     grid = _grid(data.get("grid", {}), "grid")
+    shared_references = Line("", _params_string(data, where), grid).references()
+    if shared_references:
+        raise SpecError(f"{where}: the top-level params and grid are every line's, so they "
+                        f"cannot take a line's run id ({{{sorted(shared_references)[0]}}}): "
+                        "give it in the lines that need it.")
     spec = SweepSpec(
         source=source, name=name, experiment=_get(data, "experiment", str, where),
         dataset=_get(data, "dataset", str, where), network=_get(data, "network", str, where),
@@ -288,6 +342,7 @@ def parse_spec(data: Mapping, source: Path) -> SweepSpec:
         params=_params_string(data, where), grid=grid,
         lines=tuple(_line(index, table) for index, table in enumerate(lines)),
         reports=_reports(_get(data, "report", (dict, list), where), seed_key))
+    _check_references(spec.lines, where)
     for index, line in enumerate(spec.lines):
         shared = {axis.name for axis in grid} & {axis.name for axis in line.grid}
         if shared:
@@ -319,19 +374,42 @@ def find_spec_file(name: str) -> Path:
                     f"(there: {', '.join(available) or 'none'}).")
 
 
+def _referred_trial(name: str, seed: int, named: list[Trial], where: str) -> Trial:
+    """The trial of the line ``name`` that a trial of ``seed`` takes the run id of: the one of
+    the same seed, or the line's only trial."""
+    candidates = [trial for trial in named if trial.seed == seed]
+    if len(named) == 1:
+        candidates = named
+    if len(candidates) != 1:
+        found = f"{len(candidates)} trials" if candidates else "no trial"
+        raise SpecError(f"{where}: {{{name}}} is ambiguous for seed {seed}: line '{name}' has "
+                        f"{found} of that seed. A line whose run id others take needs one trial "
+                        "in all, or one per seed of the lines that take it.")
+    return candidates[0]
+
+
 def expand(spec: SweepSpec) -> list[Trial]:
-    """Every trial: each line crossed with the top-level grid, its own grid and the seeds."""
-    trials = []
+    """Every trial: each line crossed with the top-level grid, its own grid and the seeds (the
+    line's own, if it has them)."""
+    trials: list[Trial] = []
+    by_line: dict[str, list[Trial]] = {}
     for index, line in enumerate(spec.lines):
         axes = spec.grid + line.grid
+        line_trials = []
         for point in itertools.product(*(axis.points for axis in axes)):
             pairs = tuple(itertools.chain.from_iterable(point))
-            for seed in spec.seeds:
+            for seed in line.seeds or spec.seeds:
                 pieces = [spec.params, line.params, *(f"{k}={v}" for k, v in pairs),
                           f"{spec.seed_key}={seed}"]
                 params = ";".join(piece for piece in pieces if piece)
-                trials.append(Trial(index, line.entry, spec.dataset, spec.network, params, pairs,
-                                    seed, spec.seed_key))
+                references = tuple(
+                    (name, _referred_trial(name, seed, by_line[name], f"line {index + 1}").key)
+                    for name in sorted(set(REFERENCE.findall(params))))
+                line_trials.append(Trial(index, line.entry, spec.dataset, spec.network, params,
+                                         pairs, seed, spec.seed_key, references))
+        if line.name:
+            by_line[line.name] = line_trials
+        trials.extend(line_trials)
     first: dict[str, Trial] = {}
     for trial in trials:
         if trial.key in first:
@@ -342,13 +420,31 @@ def expand(spec: SweepSpec) -> list[Trial]:
     return trials
 
 
+def _without_references(params: str) -> tuple[str, set[str]]:
+    """``params`` less the items whose value takes a run id not known yet, and their keys: those
+    values are checked by the entry when the trial starts."""
+    kept, waiting = [], set()
+    for item in params.split(";"):
+        key, _, value = item.partition("=")
+        if REFERENCE.search(value):
+            waiting.add(key.strip())
+        else:
+            kept.append(item)
+    return ";".join(kept), waiting
+
+
 def check_trials(spec: SweepSpec) -> list[Trial]:
     """Every trial of ``spec``, each parsed by its entry's own config as its run will be; and the
     report keys checked against the params the runs will log. SpecError on the first problem."""
     trials = expand(spec)
     for trial in trials:
+        params, waiting = _without_references(trial.params)
+        unknown = sorted(waiting - logged_params(trial.entry))
+        if unknown:
+            raise SpecError(f"line {trial.line + 1} ({trial.label}): '{unknown[0]}' is not a "
+                            f"param of {trial.entry}.")
         try:
-            config = entry_config(trial.entry, trial.dataset, trial.network, trial.params)
+            config = entry_config(trial.entry, trial.dataset, trial.network, params)
         except ConfigError as error:
             raise SpecError(f"line {trial.line + 1} ({trial.label}): {error}") from None
         if config.resume:

@@ -31,9 +31,12 @@ class TrialTask:
     tracking_uri: str
     cwd: str
     """The sweep's working folder: relative paths in params and the tracking URI mean the same."""
+    params: str = ""
+    """The trial's params with the run ids it takes (``Trial.with_run_ids``); empty: its own."""
 
     def command(self) -> list[str]:
-        params = self.trial.params + (f";resume={self.run_id}" if self.resume else "")
+        params = (self.params or self.trial.params) + (
+            f";resume={self.run_id}" if self.resume else "")
         return [sys.executable, str(script_path(self.trial.entry)), self.trial.dataset,
                 self.trial.network, "--params", params]
 

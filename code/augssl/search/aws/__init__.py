@@ -127,4 +127,4 @@ __all__ = [
     "save_policy",
 ]
 
-register_policy_scheme(LEARNED_POLICY_SCHEME)  # policy=aws:<run id or policy.json>
+register_policy_scheme(LEARNED_POLICY_SCHEME)  # policy=aws:<run id, policy.json or uniform>

@@ -1,9 +1,10 @@
 """Training with a policy an `aws_search` run learned: ``policy=aws:<run id or policy.json>``.
 
 The reference is a policy file on disk or the id of the MLflow search run that wrote one (its
-``policy.json`` artifact). The augmentation is the search's own: weak crop/flip, one pair drawn
-per image from the learned P(op1, op2), then Cutout, batched on the training device, filling with
-the data set's mean colour (`AugmentSpec.fill`).
+``policy.json`` artifact); ``aws:uniform`` is the policy every search starts from, uniform over
+the pairs, the line a learned policy must beat. The augmentation is the search's own: weak
+crop/flip, one pair drawn per image from the learned P(op1, op2), then Cutout, batched on the
+training device, filling with the data set's mean colour (`AugmentSpec.fill`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import torch
 
 from augssl.augment import AugmentSpec, BatchCutout, BatchWeak
 from augssl.augment.policy_schemes import PolicyScheme
-from augssl.search.aws.policy import PairPolicyTransform, load_policy, load_policy_transform
+from augssl.search.aws.policy import PairPolicy, PairPolicyTransform, load_policy
 
-__all__ = ["LEARNED_POLICY_SCHEME", "LearnedPolicyAugment", "check_learned_policy",
-           "resolve_learned_policy"]
+__all__ = ["LEARNED_POLICY_SCHEME", "UNIFORM", "LearnedPolicyAugment", "check_learned_policy",
+           "learned_policy", "resolve_learned_policy"]
 
 POLICY_ARTIFACT = "policy.json"
+UNIFORM = "uniform"
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -48,9 +50,16 @@ def resolve_learned_policy(reference: str) -> Path:
     return Path(local)
 
 
+def learned_policy(reference: str) -> PairPolicy:
+    """The policy ``reference`` names: ``uniform``, a policy file or a search run's."""
+    if reference == UNIFORM:
+        return PairPolicy()
+    return load_policy(resolve_learned_policy(reference))
+
+
 def check_learned_policy(reference: str) -> None:
     """Fail, before any training, unless ``reference`` names a readable policy."""
-    load_policy(resolve_learned_policy(reference))
+    learned_policy(reference)
 
 
 class LearnedPolicyAugment:
@@ -64,7 +73,7 @@ class LearnedPolicyAugment:
 
     @classmethod
     def from_reference(cls, reference: str, spec: AugmentSpec) -> LearnedPolicyAugment:
-        return cls(load_policy_transform(resolve_learned_policy(reference)), spec)
+        return cls(learned_policy(reference).transform(), spec)
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None
                  ) -> torch.Tensor:
@@ -73,6 +82,7 @@ class LearnedPolicyAugment:
 
 
 # registered by augssl.search.aws, which augssl.augment.policy_schemes imports for "aws:" values
-LEARNED_POLICY_SCHEME = PolicyScheme(prefix="aws", reference=f"<run id or {POLICY_ARTIFACT}>",
+LEARNED_POLICY_SCHEME = PolicyScheme(prefix="aws",
+                                     reference=f"<run id, {POLICY_ARTIFACT} or {UNIFORM}>",
                                      check=check_learned_policy,
                                      augment=LearnedPolicyAugment.from_reference)
