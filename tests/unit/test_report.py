@@ -296,6 +296,21 @@ def test_unknown_experiment_lists_existing_names(store):
     assert ONLY_FAILED in str(error.value)
 
 
+def test_a_report_reads_its_store_without_touching_mlflows_tracking_uri(store, tmp_path,
+                                                                        monkeypatch):
+    elsewhere = f"sqlite:///{tmp_path}/elsewhere.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", elsewhere)
+    mlflow.set_tracking_uri(elsewhere)
+    try:
+        report = rp.build_report(EXPERIMENT, tracking_uri=store, filters="entry=train")
+        assert report.groups and mlflow.get_tracking_uri() == elsewhere
+        with pytest.raises(rp.ReportError, match="Did you mean 'ssl-report'"):
+            rp.build_report("ssl-reprt", tracking_uri=store)
+        assert mlflow.get_tracking_uri() == elsewhere
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
 def test_missing_store_is_reported_instead_of_created(tmp_path):
     missing = tmp_path / "nowhere.db"
     with pytest.raises(rp.ReportError, match="no MLflow tracking store"):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from augssl.analysis.spec import SweepSpec, Trial
 from augssl.engine.checkpoint import CHECKPOINT_DIR
+from augssl.report.runs import all_pages
 
 SWEEP_TAG = "augssl.sweep"
 TRIAL_TAG = "augssl.sweep.trial"
@@ -39,14 +40,9 @@ def experiment_id(client, name: str) -> str:
 
 def sweep_runs(client, experiment: str, name: str) -> list:
     """The sweep's own runs and its trials' runs, oldest first."""
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment], filter_string=f"tags.`{SWEEP_TAG}` = '{name}'",
-                                  max_results=1000, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return sorted(runs, key=lambda run: (run.info.start_time or 0, run.info.run_id))
+    runs = all_pages(client.search_runs, [experiment],
+                     filter_string=f"tags.`{SWEEP_TAG}` = '{name}'", max_results=1000)
+    return sorted(runs, key=lambda run: (run.info.start_time or 0, run.info.run_id))
 
 
 def open_sweep_run(client, spec: SweepSpec, experiment: str, runs: list) -> str:

@@ -7,9 +7,7 @@ metric (its latest value), empty (None or NaN) where a run does not have it.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -20,7 +18,6 @@ from augssl.report.options import format_filter
 
 PARAM_PREFIX = "params."
 METRIC_PREFIX = "metrics."
-_URI_VARIABLE = "MLFLOW_TRACKING_URI"
 
 
 def make_client(tracking_uri: str | None = None):
@@ -54,26 +51,6 @@ def _local_store_path(uri: str) -> Path | None:
     return None
 
 
-@contextmanager
-def using_tracking_uri(uri: str) -> Iterator[None]:
-    """MLflow's fluent searches read the process-wide tracking URI: point it at ``uri`` for the
-    block, then put back what was set before, the MLFLOW_TRACKING_URI variable included (MLflow's
-    setter unsets that variable when handed None, as when nothing but the variable was set)."""
-    import mlflow
-    from mlflow.tracking._tracking_service import utils
-
-    before, variable = utils._tracking_uri, os.environ.get(_URI_VARIABLE)
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(before)
-        if variable is None:
-            os.environ.pop(_URI_VARIABLE, None)
-        else:
-            os.environ[_URI_VARIABLE] = variable
-
-
 def resolve_experiment(client, experiment: str):
     """Find an experiment by name, falling back to id; unknown ones list the existing names."""
     if not experiment:
@@ -87,10 +64,7 @@ def resolve_experiment(client, experiment: str):
         except MlflowException:
             found = None
     if found is None:
-        import mlflow
-
-        with using_tracking_uri(client.tracking_uri):
-            names = sorted(e.name for e in mlflow.search_experiments())
+        names = sorted(e.name for e in all_pages(client.search_experiments))
         close = closest(experiment, names)
         hint = f" Did you mean {close!r}?" if close else ""
         raise ReportError(
@@ -100,14 +74,46 @@ def resolve_experiment(client, experiment: str):
     return found
 
 
+def all_pages(search, *args, **kwargs) -> list:
+    """Every result of an MLflow client search, page after page."""
+    found, token = [], None
+    while True:
+        page = search(*args, page_token=token, **kwargs)
+        found.extend(page)
+        token = page.token
+        if not token:
+            return found
+
+
+def _row(run) -> dict:
+    info, data = run.info, run.data
+    return {"run_id": info.run_id, "experiment_id": info.experiment_id, "status": info.status,
+            "artifact_uri": info.artifact_uri, "start_time": info.start_time,
+            "end_time": info.end_time,
+            **{METRIC_PREFIX + key: value for key, value in data.metrics.items()},
+            **{PARAM_PREFIX + key: value for key, value in data.params.items()},
+            **{f"tags.{key}": value for key, value in data.tags.items()}}
+
+
 def search_runs(client, experiment_id: str, filter_string: str = "") -> pd.DataFrame:
     """The runs of an experiment (those matching ``filter_string``, an MLflow search filter),
-    oldest first, so that the values of a group (e.g. in the CSV) follow launch order."""
-    import mlflow
-
-    with using_tracking_uri(client.tracking_uri):
-        runs = mlflow.search_runs([experiment_id], filter_string=filter_string)
+    oldest first, so that the values of a group (e.g. in the CSV) follow launch order; in the
+    layout of ``mlflow.search_runs``, read through ``client`` alone."""
+    rows = [_row(run) for run in all_pages(client.search_runs, [experiment_id],
+                                            filter_string=filter_string, max_results=1000)]
+    runs = pd.DataFrame(rows, columns=list(_row_columns(rows)))
+    for column in ("start_time", "end_time"):
+        runs[column] = pd.to_datetime(runs[column], unit="ms", utc=True)
     return runs.sort_values(["start_time", "run_id"], na_position="first").reset_index(drop=True)
+
+
+def _row_columns(rows: list[dict]) -> dict:
+    """The columns of ``rows`` in first-seen order, the run's own first even with no rows."""
+    columns = dict.fromkeys(("run_id", "experiment_id", "status", "artifact_uri", "start_time",
+                             "end_time"))
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    return columns
 
 
 def runs_by_id(client, experiment_id: str, run_ids: Sequence[str]) -> pd.DataFrame:
