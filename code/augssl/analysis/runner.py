@@ -96,15 +96,15 @@ def stages(todo: list[Planned]) -> list[list[Planned]]:
 def with_run_ids(client, item: Planned, latest: dict, trials: list[Trial]) -> str | None:
     """The trial's params with the run ids it takes; None, its run marked FAILED with the
     reason, when a trial it takes the run id of did not finish."""
-    labels = {trial.key: trial.label for trial in trials}
     run_ids = {}
     for name, key in item.trial.references:
         run = latest.get(key)
         if run is None or run.info.status != "FINISHED":
             status = run.info.status if run is not None else "not run"
             where = f"run {run.info.run_id}" if run is not None else "no run"
+            label = next(trial.label for trial in trials if trial.key == key)
             fail_run(client, item.run_id,
-                     f"not run: it takes the run id of line '{name}' ({labels[key]}; {where}), "
+                     f"not run: it takes the run id of line '{name}' ({label}; {where}), "
                      f"which ended {status}. Rerun the sweep once that trial finishes.")
             print(f"sweep: {item.trial.label}: FAILED (run {item.run_id}): {{{name}}} did not "
                   "finish", file=sys.stderr, flush=True)

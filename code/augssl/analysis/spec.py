@@ -377,9 +377,7 @@ def find_spec_file(name: str) -> Path:
 def _referred_trial(name: str, seed: int, named: list[Trial], where: str) -> Trial:
     """The trial of the line ``name`` that a trial of ``seed`` takes the run id of: the one of
     the same seed, or the line's only trial."""
-    candidates = [trial for trial in named if trial.seed == seed]
-    if len(named) == 1:
-        candidates = named
+    candidates = named if len(named) == 1 else [trial for trial in named if trial.seed == seed]
     if len(candidates) != 1:
         found = f"{len(candidates)} trials" if candidates else "no trial"
         raise SpecError(f"{where}: {{{name}}} is ambiguous for seed {seed}: line '{name}' has "

@@ -85,6 +85,9 @@ def all_pages(search, *args, **kwargs) -> list:
             return found
 
 
+_RUN_COLUMNS = ["run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time"]
+
+
 def _row(run) -> dict:
     info, data = run.info, run.data
     return {"run_id": info.run_id, "experiment_id": info.experiment_id, "status": info.status,
@@ -101,19 +104,11 @@ def search_runs(client, experiment_id: str, filter_string: str = "") -> pd.DataF
     layout of ``mlflow.search_runs``, read through ``client`` alone."""
     rows = [_row(run) for run in all_pages(client.search_runs, [experiment_id],
                                             filter_string=filter_string, max_results=1000)]
-    runs = pd.DataFrame(rows, columns=list(_row_columns(rows)))
+    # every row starts with a run's own columns; with no run the frame still has them
+    runs = pd.DataFrame(rows) if rows else pd.DataFrame(columns=_RUN_COLUMNS)
     for column in ("start_time", "end_time"):
         runs[column] = pd.to_datetime(runs[column], unit="ms", utc=True)
     return runs.sort_values(["start_time", "run_id"], na_position="first").reset_index(drop=True)
-
-
-def _row_columns(rows: list[dict]) -> dict:
-    """The columns of ``rows`` in first-seen order, the run's own first even with no rows."""
-    columns = dict.fromkeys(("run_id", "experiment_id", "status", "artifact_uri", "start_time",
-                             "end_time"))
-    for row in rows:
-        columns.update(dict.fromkeys(row))
-    return columns
 
 
 def runs_by_id(client, experiment_id: str, run_ids: Sequence[str]) -> pd.DataFrame:
