@@ -198,7 +198,7 @@ def biased_split(config: AutodoConfig, bundle) -> BiasedSplit:
     pool = None if config.num_labelled_samples < 0 else config.num_labelled_samples
     return draw_biased_split(np.asarray(bundle.train.targets), len(bundle.classes),
                              config.num_validation_samples, pool, config.imbalance_ratio,
-                             config.noise_ratio, config.seed, config.run)
+                             config.noise_ratio, config.data_split_seed, config.run)
 
 
 def symmetric_soft_loss(config: AutodoConfig) -> bool:

@@ -108,3 +108,39 @@ def test_remap_refuses_classes_outside_keep():
         remap_targets(np.array([0, 3]), [3])
     with pytest.raises(ValueError, match="more than once"):
         class_filter(np.array([1]), [1, 1])
+
+
+class _TrainSet:
+    def __init__(self, targets: np.ndarray):
+        self.targets = targets
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+def _session_splits(params: str):
+    from types import SimpleNamespace
+
+    from augssl.config import parse_params
+    from augssl.engine.config import TrainingConfig
+    from augssl.engine.session import split_training_set
+
+    bundle = SimpleNamespace(train=_TrainSet(_targets([60] * 10)),
+                             classes=[str(c) for c in range(10)])
+    config = parse_params(f"num_labelled_samples=20;num_validation_samples=50;{params}",
+                          TrainingConfig)
+    return split_training_set(config, bundle)
+
+
+def test_the_run_seed_draws_the_labelled_images_by_default():
+    assert not np.array_equal(_session_splits("seed=0").labelled,
+                              _session_splits("seed=1").labelled)
+
+
+def test_split_seed_keeps_the_labelled_images_whatever_the_run_seed():
+    """Seeds then vary the weights, the augmentation and the batch order on the same images."""
+    fixed = [_session_splits(f"seed={seed};split_seed=7") for seed in (0, 1, 2)]
+    for splits in fixed[1:]:
+        np.testing.assert_array_equal(splits.labelled, fixed[0].labelled)
+        np.testing.assert_array_equal(splits.validation, fixed[0].validation)
+    np.testing.assert_array_equal(fixed[0].labelled, _session_splits("seed=7").labelled)

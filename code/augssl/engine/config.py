@@ -24,6 +24,8 @@ class TrainingConfig:
                        "other params override it")
     data_path: str = spec("", "where the data set lives; empty: input/<dataset> in the repository")
     seed: int = spec(0, "seed of the split, the initial weights and the augmentation", min=0)
+    split_seed: int = spec(-1, "seed of the validation and labelled images alone, so that runs "
+                           "of several seeds train on the same images; -1: the seed", min=-1)
     num_labelled_samples: int = spec(-1, "labelled training images, stratified; -1: all", min=-1)
     num_validation_samples: int = spec(5000, "images held out of train for validation", min=0)
     batch_size: int = spec(128, "labelled images per step, summed over all processes", min=1)
@@ -69,6 +71,11 @@ class TrainingConfig:
     backend: str = spec("", "distributed backend (nccl, gloo); empty: a single process")
     nproc_per_node: int = spec(1, "processes to spawn on this machine (with backend)", min=1)
     deterministic: bool = spec(False, "use deterministic cuDNN kernels (slower)")
+
+    @property
+    def data_split_seed(self) -> int:
+        """The seed that draws the validation and labelled images."""
+        return self.seed if self.split_seed < 0 else self.split_seed
 
     def validate(self) -> None:
         if self.nproc_per_node > 1 and not self.backend:

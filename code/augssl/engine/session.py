@@ -219,7 +219,8 @@ def split_training_set(config, bundle) -> Splits:
                           f"num_labelled_samples={num_classes} or more, or -1 for all.")
     try:
         return make_splits(np.asarray(bundle.train.targets), None if labelled < 0 else labelled,
-                           validation, config.seed, num_classes, class_names=bundle.classes)
+                           validation, config.data_split_seed, num_classes,
+                           class_names=bundle.classes)
     except ValueError as error:
         raise ConfigError(str(error)) from None
 
