@@ -60,3 +60,19 @@ def test_the_soft_label_loss_is_symmetric_on_biased_data(bias, symmetric):
                               config.noise_ratio, 0, 0)
     tables = LearnedTables.build(config, split, torch.device("cpu"))
     assert tables.loss_model.symmetric is symmetric
+
+
+def test_split_seed_holds_the_biased_split_across_seeds():
+    from types import SimpleNamespace
+
+    from autodo import biased_split
+
+    bundle = SimpleNamespace(train=SimpleNamespace(targets=np.arange(400) % 4),
+                             classes=["a", "b", "c", "d"])
+
+    def drawn(params: str) -> np.ndarray:
+        return biased_split(_config(f"ir=2;nr=0.1;num_validation_samples=40;{params}"),
+                            bundle).train_indices
+
+    assert not np.array_equal(drawn("seed=0"), drawn("seed=1"))
+    np.testing.assert_array_equal(drawn("seed=0;split_seed=5"), drawn("seed=1;split_seed=5"))
