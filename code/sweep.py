@@ -33,6 +33,7 @@ from augssl.analysis.executors import (
 from augssl.analysis.runner import run_sweep
 from augssl.analysis.spec import SpecError, check_trials, find_spec_file, load_spec
 from augssl.config import whole_number
+from augssl.engine.store import ready_store
 from augssl.report import ReportError, format_markdown_table
 
 
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         options = RayOptions(args.ray_address, args.max_concurrent, args.cpus_per_trial,
                              args.gpus_per_trial)
         execute = partial(run_on_ray, options=options, name=spec.name)
+    ready_store()
     result = run_sweep(spec, trials, execute)
     _print_trials(spec, trials, result)
     return _print_reports(result)

@@ -1,5 +1,7 @@
 """End to end: the `train` entry through `mlflow run` and directly, on real Fashion-MNIST."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -158,3 +160,15 @@ def test_a_run_reads_and_decodes_its_data_set_once(tracking, monkeypatch):
     (run,) = all_runs()
     assert run.info.status == "FINISHED"
     assert reads == ["FashionMNIST"]
+
+
+def test_runs_started_at_once_on_a_fresh_store_all_finish(tracking):
+    """MLflow makes a new SQLite store's tables on first use: processes doing it at the same time
+    broke each other's migration (one died with an alembic CommandError and left no run)."""
+    started = [subprocess.Popen([sys.executable, "code/train.py", "FashionMNIST", "smallcnn",
+                                 "--params", tiny(num_epochs=1, eval_every=1, seed=seed)],
+                                cwd=ROOT, env=tracking, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True) for seed in range(3)]
+    errors = [process.communicate(timeout=600)[1] for process in started]
+    assert [process.returncode for process in started] == [0, 0, 0], "\n".join(errors)[-4000:]
+    assert sorted(run.info.status for run in all_runs()) == ["FINISHED"] * 3

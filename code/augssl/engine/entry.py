@@ -76,10 +76,12 @@ def launch(entry: str, config_cls: type, training: Callable, argv: list[str] | N
     The data set is read once: the checks and this process's training share it (a spawned
     process reads its own)."""
     from augssl.engine.session import reading_once
+    from augssl.engine.store import ready_store
 
     with reading_once() as read:
         try:
             config = parse_command_line(entry, config_cls, argv)
+            ready_store()
             preflight(config, select)
             if extra_checks is not None:
                 extra_checks(config)
