@@ -81,7 +81,6 @@ def launch(entry: str, config_cls: type, training: Callable, argv: list[str] | N
     with reading_once() as read:
         try:
             config = parse_command_line(entry, config_cls, argv)
-            ready_store()
             preflight(config, select)
             if extra_checks is not None:
                 extra_checks(config)
@@ -89,6 +88,7 @@ def launch(entry: str, config_cls: type, training: Callable, argv: list[str] | N
             print(f"{entry}: error: {error}", file=sys.stderr)
             _explain_on_launcher_run(f"Not started: {error}")
             raise SystemExit(2) from None
+        ready_store()  # after the checks: a refused input leaves no store behind
         if config.backend and config.nproc_per_node > 1:
             read.clear()  # the spawned processes read their own: this one need not hold it
         _train(entry, training, config)
