@@ -51,6 +51,19 @@ def test_the_paper_preset_holds_the_paper_configuration():
         4000, 64, 320, 0.03, 20000, True)
 
 
+def test_the_later_paper_preset_holds_the_official_image_codes_configuration():
+    """google-research/uda, image/: run_cifar10_gpu.sh (sharpening 0.4, confidence 0.8, unsup_ratio
+    7, 500k steps) on main.py's defaults (no TSA, lr 0.03 cos(7/8 pi/2 t), EMA 0.9999)."""
+    config = parse_params("preset=uda_cifar10_wrn28_2_paper_v2", main_uda.UdaConfig,
+                          presets_dir=PRESETS_DIR, dataset="CIFAR10", network="wideresnet")
+    assert config.num_epochs * config.epoch_length == 500_000
+    assert (config.num_labelled_samples, config.batch_size, config.unlabelled_batch_size,
+            config.learning_rate, config.weight_decay, config.lr_schedule,
+            config.num_warmup_steps, config.ema_decay, config.with_TSA, config.strong_policy,
+            config.consistency_temperature, config.confidence_threshold) == (
+        4000, 64, 448, 0.03, 5e-4, "cosine_7_16", 0, 0.9999, False, "randaugment", 0.4, 0.8)
+
+
 def test_the_fixmatch_paper_preset_holds_the_papers_cifar10_configuration():
     config = parse_params("preset=fixmatch_cifar10_wrn28_2_paper", fixmatch.FixmatchConfig,
                           presets_dir=PRESETS_DIR, dataset="CIFAR10", network="wideresnet")
