@@ -45,6 +45,7 @@ from augssl.engine.session import open_session
 from augssl.semisup.mixmatch import (
     confidence_mask,
     decay_weights,
+    forward_interleaved,
     frozen_batchnorm_statistics,
     guess_labels,
     masked_squared_error,
@@ -189,17 +190,20 @@ def make_realmix_step(model, optimizer, precision, config: RealmixConfig, unlabe
         x = prepare(images, t, 0)
         views = [prepare(view(unlabelled_images, v), t, 1 + v) for v in range(config.nu)]
         targets = targets.to(x.device, non_blocking=True)
+        # as the original's guess_label: each view its own forward pass in training mode, whose
+        # BatchNorm updates are skipped
         with precision.autocast(), torch.no_grad(), frozen_batchnorm_statistics(model):
-            guess = guess_labels(list(model(torch.cat(views)).split(len(views[0]))), config.T)
+            guess = guess_labels([model(v) for v in views], config.T)
         inputs = torch.cat([x] + views)
         soft_targets = torch.cat([F.one_hot(targets, num_classes).float()] + [guess] * config.nu)
         lam, order = mixup_draw(config, t, len(inputs), inputs.device)
         mixed, mixed_targets = mixup(inputs, soft_targets, lam, order)
         labelled_count = len(x)
+        # as the original's interleave: 1 + nu forward passes, each a mix of labelled and
+        # unlabelled samples; the first one updates BatchNorm's running statistics
         with precision.autocast():
-            labelled_logits = model(mixed[:labelled_count])  # the BN statistics come from here
-            with frozen_batchnorm_statistics(model):
-                unlabelled_logits = model(mixed[labelled_count:])
+            logits = forward_interleaved(model, mixed, 1 + config.nu)
+        labelled_logits, unlabelled_logits = logits[:labelled_count], logits[labelled_count:]
         per_sample = soft_cross_entropy(labelled_logits, mixed_targets[:labelled_count])
         threshold, keep = 1.0, torch.ones_like(per_sample)
         if tsa_schedule is not None:

@@ -6,6 +6,7 @@ from augssl.semisup.mixmatch import (
     confidence_mask,
     decay_weights,
     frozen_batchnorm_statistics,
+    forward_interleaved,
     guess_labels,
     masked_squared_error,
     mixup,
@@ -86,6 +87,30 @@ def test_frozen_batchnorm_statistics_leave_running_stats_alone():
     assert out.mean(0).abs().max() < 1e-5  # batch statistics were still used
     model(torch.randn(8, 2) + 3)
     assert bn.running_mean.abs().sum() > 0 and bn.momentum == 0.1
+
+
+def test_interleaved_forward_gives_every_batch_the_whole_sets_mix():
+    # a BatchNorm layer alone: its output shows which batch statistics each sample met
+    bn = torch.nn.BatchNorm1d(1, affine=False)
+    model = torch.nn.Sequential(bn)
+    model.train()
+    labelled = torch.full((4, 1), 10.0)
+    unlabelled = torch.arange(8.0)[:, None]
+    inputs = torch.cat([labelled, unlabelled])
+    out = forward_interleaved(model, inputs, batches=3)
+    # the outputs come back in the order of the inputs, one per input
+    assert out.shape == inputs.shape
+    # the labelled samples were not normalised by the labelled batch alone (which would give 0):
+    # every forward batch held labelled and unlabelled samples alike
+    assert (out[:4] > 0.5).all()
+    # the running statistics came from one forward batch, a third of the set holding a third
+    # of the labelled samples; its mean lies near the whole set's
+    assert bn.num_batches_tracked == 1
+    first = inputs[0::3]
+    torch.testing.assert_close(bn.running_mean, 0.1 * first.mean(0))
+    # with one batch, it is a plain forward pass
+    bn.reset_running_stats()
+    torch.testing.assert_close(forward_interleaved(model, inputs, batches=1), model(inputs))
 
 
 def test_decoupled_weight_decay_spares_biases_and_batchnorm():

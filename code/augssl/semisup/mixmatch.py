@@ -103,6 +103,27 @@ def frozen_batchnorm_statistics(model: torch.nn.Module):
                 m.num_batches_tracked.copy_(count)
 
 
+def forward_interleaved(model: torch.nn.Module, inputs: torch.Tensor, batches: int
+                        ) -> torch.Tensor:
+    """The model's logits on ``inputs`` (the mixed labelled images first, then the mixed views),
+    computed in ``batches`` forward passes that each take every ``batches``-th sample, so that
+    every pass holds the labelled and unlabelled samples in the same proportion as the set.
+
+    This is what MixMatch's (and RealMix's) interleave achieves: each pass normalises with the
+    statistics of a mix of labelled and unlabelled images, and only the first pass updates
+    BatchNorm's running statistics. The original swaps equal slices between the labelled batch
+    and each view, which needs as many unlabelled images as labelled ones; taking every
+    ``batches``-th sample gives the same mix for any batch sizes.
+    """
+    outputs = [model(inputs[0::batches])]
+    with frozen_batchnorm_statistics(model):
+        outputs += [model(inputs[start::batches]) for start in range(1, batches)]
+    logits = outputs[0].new_empty((len(inputs), *outputs[0].shape[1:]))
+    for start, output in enumerate(outputs):
+        logits[start::batches] = output
+    return logits
+
+
 @torch.no_grad()
 def decay_weights(model: torch.nn.Module, factor: float) -> None:
     """Decoupled weight decay: multiply the weights of convolutions and linear layers (not the
