@@ -5,8 +5,8 @@ import torch
 from augssl.semisup.mixmatch import (
     confidence_mask,
     decay_weights,
-    frozen_batchnorm_statistics,
     forward_interleaved,
+    frozen_batchnorm_statistics,
     guess_labels,
     masked_squared_error,
     mixup,
