@@ -129,6 +129,19 @@ def test_a_param_waiting_for_a_run_id_must_still_be_one_of_the_entrys():
         check_trials(spec)
 
 
+@pytest.mark.parametrize("params, message", [
+    ("policy=asw:{search}", "policy='asw:"),
+    ("num_epochs={search}", "num_epochs"),
+])
+def test_a_value_waiting_for_a_run_id_is_checked_before_any_trial_runs(params, message):
+    # the value is read with a stand-in run id: a mistyped form fails up front, not when the
+    # search has run for an hour and its trial starts
+    spec = _spec(line=[SEARCH, {"entry": "train", "params": params}])
+    with pytest.raises(SpecError, match=re.escape(message)) as caught:
+        check_trials(spec)
+    assert str(caught.value).startswith("line 2 (train ")
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"experiments": "x"}, "unknown key 'experiments'. Did you mean 'experiment'?"),
     ({"experiment": None}, "'experiment' is missing"),

@@ -418,17 +418,17 @@ def expand(spec: SweepSpec) -> list[Trial]:
     return trials
 
 
-def _without_references(params: str) -> tuple[str, set[str]]:
-    """``params`` less the items whose value takes a run id not known yet, and their keys: those
-    values are checked by the entry when the trial starts."""
-    kept, waiting = [], set()
-    for item in params.split(";"):
-        key, _, value = item.partition("=")
-        if REFERENCE.search(value):
-            waiting.add(key.strip())
-        else:
-            kept.append(item)
-    return ";".join(kept), waiting
+# Stands in for a run id not known before the sweep runs, so that a value waiting for one is
+# still parsed up front: the form of an MLflow run id (32 hex digits).
+STAND_IN_RUN_ID = "0" * 32
+
+
+def _with_stand_in_run_ids(params: str) -> tuple[str, set[str]]:
+    """``params`` with every reference replaced by a stand-in run id, and the keys whose values
+    held one: the entry parses those values now and looks the run up when the trial starts."""
+    waiting = {item.partition("=")[0].strip() for item in params.split(";")
+               if REFERENCE.search(item.partition("=")[2])}
+    return REFERENCE.sub(STAND_IN_RUN_ID, params), waiting
 
 
 def check_trials(spec: SweepSpec) -> list[Trial]:
@@ -436,7 +436,7 @@ def check_trials(spec: SweepSpec) -> list[Trial]:
     report keys checked against the params the runs will log. SpecError on the first problem."""
     trials = expand(spec)
     for trial in trials:
-        params, waiting = _without_references(trial.params)
+        params, waiting = _with_stand_in_run_ids(trial.params)
         unknown = sorted(waiting - logged_params(trial.entry))
         if unknown:
             raise SpecError(f"line {trial.line + 1} ({trial.label}): '{unknown[0]}' is not a "
