@@ -74,8 +74,8 @@ SPLIT_NAME = re.compile(r"^(?P<name>[A-Za-z0-9]+?)(?:_aug(?P<copies>\d+))?\.(?P<
 @dataclass(frozen=True)
 class RealmixConfig(TrainingConfig):
     batch_size: int = spec(64, "labelled images per step, summed over all processes", min=1)
-    unlabelled_batch_size: int = spec(64, "unlabelled images per step (each seen nu times)",
-                                      min=1)
+    unlabelled_batch_size: int = spec(0, "unlabelled images per step (each seen nu times); 0: "
+                                      "batch_size, as the original draws them", min=0)
     num_labelled_samples: int = spec(250, "labelled training images, stratified; -1: all",
                                      min=-1)
     num_validation_samples: int = spec(500, "images held out of train for validation", min=0)
@@ -121,6 +121,10 @@ class RealmixConfig(TrainingConfig):
                                                "empty: the labelled classes")
     median_of_last: int = spec(20, "the final metric: median test accuracy of the last N "
                                "evaluations", min=1)
+
+    @property
+    def unlabelled_images_per_step(self) -> int:
+        return self.unlabelled_batch_size or self.batch_size
 
     def validate(self) -> None:
         super().validate()
@@ -271,7 +275,7 @@ def _unlabelled_batches(session, config: RealmixConfig, policy: str):
     unlabelled_classes = config.unlabelled_classes or keep or tuple(range(len(source.classes)))
     pool = unlabelled_pool(source, unlabelled_classes, exclude=held_out)
     if not config.aug_copy:
-        batches, _ = session.batches(pool, np.arange(len(pool)), config.unlabelled_batch_size,
+        batches, _ = session.batches(pool, np.arange(len(pool)), config.unlabelled_images_per_step,
                                      train=True, policies=(policy,) * config.nu, stream=1)
         return batches
     if not pool.in_memory:
@@ -285,7 +289,7 @@ def _unlabelled_batches(session, config: RealmixConfig, policy: str):
         session.device)
     return DeviceBatches(CopyViews(copies, config.nu, config.seed),
                          torch.full((len(pool),), -1), np.arange(len(pool)),
-                         max(1, config.unlabelled_batch_size // session.world_size),
+                         max(1, config.unlabelled_images_per_step // session.world_size),
                          shuffle=True, drop_last=True, seed=config.seed, stream=1,
                          rank=session.rank, world_size=session.world_size)
 

@@ -10,6 +10,16 @@ from augssl.semisup.mixmatch import confidence_mask, guess_labels, masked_square
 from realmix import CopyViews, RealmixConfig, expand_split_name, make_realmix_step, mixup_draw
 
 
+def test_the_unlabelled_batch_is_the_labelled_batch_unless_given():
+    # the original has one batch size for both (its interleave needs them equal)
+    default = parse_params("batch_size=32", RealmixConfig, dataset="CIFAR10",
+                           network="wideresnet")
+    assert default.unlabelled_images_per_step == 32
+    given = parse_params("batch_size=32;unlabelled_batch_size=96", RealmixConfig,
+                         dataset="CIFAR10", network="wideresnet")
+    assert given.unlabelled_images_per_step == 96
+
+
 def test_the_original_split_names_expand_to_params():
     assert expand_split_name(["cifar10_aug50.3@250-500", "wideresnet", "--params", "beta=0.5"]) \
         == ["cifar10", "wideresnet", "--params",
