@@ -426,8 +426,8 @@ STAND_IN_RUN_ID = "0" * 32
 def _with_stand_in_run_ids(params: str) -> tuple[str, set[str]]:
     """``params`` with every reference replaced by a stand-in run id, and the keys whose values
     held one: the entry parses those values now and looks the run up when the trial starts."""
-    waiting = {item.partition("=")[0].strip() for item in params.split(";")
-               if REFERENCE.search(item.partition("=")[2])}
+    items = (item.partition("=") for item in params.split(";"))
+    waiting = {key.strip() for key, _, value in items if REFERENCE.search(value)}
     return REFERENCE.sub(STAND_IN_RUN_ID, params), waiting
 
 
