@@ -77,6 +77,11 @@ class AwsSearchConfig(TrainingConfig):
     search_loops: int = spec(100, "stage 2: policy updates (the original: 350 to 800)", min=1)
     evaluations_per_loop: int = spec(4, "independent fine-tunings of the current policy per "
                                      "update", min=1)
+    sub_policies_per_evaluation: int = spec(
+        0, "stage 2: pairs each evaluation draws from the policy and fine-tunes with, each image "
+        "taking one of them at random, as AutoAugment's controller samples a policy of 5 "
+        "sub-policies; the PPO update credits the reward to those pairs alone. 0: each image "
+        "draws its own pair from the whole policy", min=0)
     top_k: int = spec(20, "most probable sub-policies listed in policy.json", min=1,
                       max=NUM_PAIRS)
     ppo_clip: float = spec(0.2, "PPO clip of the probability ratio", min=0.0)
@@ -236,7 +241,7 @@ def run_search(session: Session, loop: TrainingLoop, progress: SearchProgress, e
         joint = progress.policy.joint().detach().cpu()
         tasks = [EvaluationTask(number, index) for index in range(1, c.evaluations_per_loop + 1)]
         results = executor.run(joint, tasks)
-        stats = progress.ppo.update([PolicyEvaluation(r.pair_counts, r.reward) for r in results])
+        stats = progress.ppo.update([PolicyEvaluation(r.drawn_pairs, r.reward) for r in results])
         rewards = [result.reward for result in results]
         std_error = reward_std_error(rewards)
         progress.record(stats, std_error)

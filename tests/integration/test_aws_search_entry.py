@@ -104,8 +104,11 @@ def test_search_logs_policy_figures_and_one_child_run_per_evaluation(tracking):
         accuracies = client.get_metric_history(child.info.run_id, "validation/accuracy")
         best_two = sorted((m.value for m in accuracies), reverse=True)[:2]
         assert metrics["reward"] == pytest.approx(sum(best_two) / 2)
-        counts = json.loads((_artifacts(child) / "pair_counts.json").read_text())["counts"]
-        assert sum(map(sum, counts)) == metrics["pairs_sampled"]
+        logged = json.loads((_artifacts(child) / "pair_counts.json").read_text())
+        assert sum(map(sum, logged["counts"])) == metrics["pairs_sampled"]
+        # without sub-policies, the update credits every pair an image received
+        assert metrics["pairs_credited"] == metrics["pairs_sampled"]
+        assert logged["credited"] == logged["most_sampled"]
     assert len(set(rewards)) > 1
     # each loop's reward standard error: the spread of its 2 evaluations over sqrt(2)
     errors = client.get_metric_history(search.info.run_id, "search/reward_std_error")
@@ -347,3 +350,39 @@ def test_a_fine_tune_whose_loss_is_not_finite_names_its_evaluation(tracking):
     evaluator = PolicyEvaluator(session, model, optimizer.state_dict(), EPOCH_LENGTH, 1)
     with pytest.raises(NonFiniteLossError, match="evaluation 2 of search loop 3 became NaN"):
         evaluator.evaluate(PairPolicy().joint().detach(), EvaluationTask(3, 2))
+
+
+def test_an_evaluation_with_sub_policies_fine_tunes_with_those_pairs_and_credits_them(tracking):
+    config = _config(sub_policies_per_evaluation=3)
+    session = open_session(aws_search.ENTRY, config)
+    model = session.create_model()
+    optimizer = build_optimizer(config, model.parameters())
+    evaluator = PolicyEvaluator(session, model, optimizer.state_dict(), EPOCH_LENGTH, 1)
+    joint = PairPolicy().joint().detach()
+
+    result = evaluator.evaluate(joint, EvaluationTask(1, 1))
+    again = evaluator.evaluate(joint, EvaluationTask(1, 1))
+    other = evaluator.evaluate(joint, EvaluationTask(1, 2))
+
+    # three pairs drawn from the policy: what the PPO update credits
+    assert int(result.drawn_pairs.sum()) == 3
+    # every image of the fine-tuning received one of them, and all of them were used
+    received = result.pair_counts > 0
+    assert int(result.pair_counts.sum()) == FINETUNE_EPOCHS * EPOCH_LENGTH * BATCH_SIZE
+    assert torch.equal(received, result.drawn_pairs > 0)
+    # a pure function of (seed, loop, index, policy)
+    assert torch.equal(again.drawn_pairs, result.drawn_pairs)
+    assert again.accuracies == result.accuracies
+    assert not torch.equal(other.drawn_pairs, result.drawn_pairs)
+
+
+def test_without_sub_policies_each_image_draws_from_the_policy_and_all_its_pairs_are_credited(
+        tracking):
+    config = _config()
+    session = open_session(aws_search.ENTRY, config)
+    model = session.create_model()
+    optimizer = build_optimizer(config, model.parameters())
+    evaluator = PolicyEvaluator(session, model, optimizer.state_dict(), EPOCH_LENGTH, 1)
+    result = evaluator.evaluate(PairPolicy().joint().detach(), EvaluationTask(1, 1))
+    assert torch.equal(result.drawn_pairs, result.pair_counts)
+    assert int(result.pair_counts.sum()) == FINETUNE_EPOCHS * EPOCH_LENGTH * BATCH_SIZE

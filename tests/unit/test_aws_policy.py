@@ -15,6 +15,7 @@ from augssl.search.aws import (
     PairPolicy,
     PairPolicyTransform,
     apply_pairs,
+    draw_sub_policies,
     enlarge_batch,
     load_policy,
     load_policy_transform,
@@ -94,6 +95,19 @@ def test_sampling_follows_the_joint_and_is_seeded():
     again = policy.sample(1000, torch.Generator().manual_seed(4))
     repeated = policy.sample(1000, torch.Generator().manual_seed(4))
     assert torch.equal(again[0], repeated[0]) and torch.equal(again[1], repeated[1])
+
+
+def test_sub_policies_are_drawn_from_the_joint_and_seeded():
+    policy = skewed_policy(2)
+    joint = policy.joint().detach()
+    drawn = draw_sub_policies(joint, 5, torch.Generator().manual_seed(1))
+    assert drawn.shape == (36, 36) and drawn.dtype == torch.int64 and int(drawn.sum()) == 5
+    assert torch.equal(drawn, draw_sub_policies(joint, 5, torch.Generator().manual_seed(1)))
+    many = draw_sub_policies(joint, 100_000, torch.Generator().manual_seed(2)).double() / 100_000
+    likely = joint > 0.005
+    assert torch.allclose(many[likely], joint[likely].double(), rtol=0.1)
+    with pytest.raises(ValueError, match="at least one sub-policy"):
+        draw_sub_policies(joint, 0)
 
 
 def test_pair_counts_is_a_histogram_indexed_by_first_then_second():

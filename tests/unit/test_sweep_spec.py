@@ -235,7 +235,7 @@ def test_entry_keys_and_realmix_split_names_parse_as_the_entries_do():
 # The runs behind each of the README's tables.
 SPEC_TRIALS = {"fashion_mnist_train": 30, "fashion_mnist_train_longer": 2,
                "fashion_mnist_uda": 9, "fashion_mnist_realmix": 15, "fashion_mnist_mismatch": 16,
-               "fashion_mnist_autodo": 45, "fashion_mnist_aws": 13,
+               "fashion_mnist_autodo": 45, "fashion_mnist_aws": 16,
                "fashion_mnist_ssl": 27, "fashion_mnist_ssl_longer": 4,
                "fashion_mnist_ssl_same_labels": 18}
 

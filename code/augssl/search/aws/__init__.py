@@ -15,8 +15,9 @@ Policy (`policy`): `PairPolicy()` (an nn.Module, uniform at creation) with
 `load_policy(path)`, `load_policy_transform(path)`.  The transform, `PairPolicyTransform`, is
 called as `transform(images_uint8, generator)`; `transform.augment(...)` also returns the pairs
 drawn, `pair_counts(first, second)` turns them into the (36, 36) histogram an evaluation
-reports, and `enlarge_batch(images, targets, transform, multiplicity, generator)` builds an
-Enlarge Batch.
+reports, `draw_sub_policies(joint, count, generator)` draws the few pairs an evaluation tests
+when it tests a policy of sub-policies, and `enlarge_batch(images, targets, transform,
+multiplicity, generator)` builds an Enlarge Batch.
 
 PPO (`ppo`): `PolicyPPO(policy, PPOConfig(...))`; `update([PolicyEvaluation(counts, reward),
 ...])` runs one policy update and returns its statistics; `state_dict()` / `load_state_dict()`
@@ -64,6 +65,7 @@ from augssl.search.aws.policy import (
     PairPolicy,
     PairPolicyTransform,
     SubPolicy,
+    draw_sub_policies,
     enlarge_batch,
     load_policy,
     load_policy_transform,
@@ -115,6 +117,7 @@ __all__ = [
     "apply_pairs",
     "best_mean_reward",
     "clipped_surrogate",
+    "draw_sub_policies",
     "enlarge_batch",
     "fork_model",
     "kl_divergence",

@@ -1,6 +1,6 @@
 """Every evaluation of the search as an MLflow child run of the search run, tagged with its loop
-and index: its reward, its validation accuracy after each fine-tuning epoch and the pairs it
-sampled (pair_counts.json)."""
+and index: its reward, its validation accuracy after each fine-tuning epoch, the pairs its
+images received and those its policy update credited (pair_counts.json)."""
 
 from __future__ import annotations
 
@@ -16,13 +16,18 @@ LOOP_TAG = "augssl.search_loop"
 EVALUATION_TAG = "augssl.evaluation"
 
 
-def pair_count_summary(counts: torch.Tensor, top: int = 10) -> dict:
-    flat = counts.reshape(-1)
-    values, order = flat.topk(top)
+def _most_frequent(counts: torch.Tensor, top: int) -> list[dict]:
+    values, order = counts.reshape(-1).topk(top)
+    return [{"first": OPERATION_NAMES[i // NUM_OPERATIONS],
+             "second": OPERATION_NAMES[i % NUM_OPERATIONS], "count": int(v)}
+            for v, i in zip(values.tolist(), order.tolist()) if v > 0]
+
+
+def pair_count_summary(counts: torch.Tensor, drawn: torch.Tensor, top: int = 10) -> dict:
+    """The pairs the images received (all counts, the most frequent listed) and the most
+    frequent of those drawn from the policy and credited by its update."""
     return {"operations": list(OPERATION_NAMES), "counts": counts.tolist(),
-            "most_sampled": [{"first": OPERATION_NAMES[i // NUM_OPERATIONS],
-                              "second": OPERATION_NAMES[i % NUM_OPERATIONS], "count": int(v)}
-                             for v, i in zip(values.tolist(), order.tolist()) if v > 0]}
+            "most_sampled": _most_frequent(counts, top), "credited": _most_frequent(drawn, top)}
 
 
 def log_evaluations(parent_id: str, experiment_id: str,
@@ -42,13 +47,15 @@ def log_evaluations(parent_id: str, experiment_id: str,
         now = int(time.time() * 1000)
         summary = {"reward": result.reward, "weight_shift": result.weight_shift,
                    "pairs_sampled": total, "distinct_pairs": int((counts > 0).sum()),
+                   "pairs_credited": int(result.drawn_pairs.sum()),
                    "top_pair_share": int(counts.max()) / total,
                    "fine_tune_seconds": result.seconds}
         metrics = [Metric(name, float(value), now, 0) for name, value in summary.items()]
         metrics += [Metric("validation/accuracy", accuracy, now, epoch)
                     for epoch, accuracy in enumerate(result.accuracies, 1)]
         client.log_batch(child.info.run_id, metrics=metrics)
-        client.log_dict(child.info.run_id, pair_count_summary(counts), "pair_counts.json")
+        client.log_dict(child.info.run_id, pair_count_summary(counts, result.drawn_pairs),
+                        "pair_counts.json")
         client.set_terminated(child.info.run_id, "FINISHED")
 
 

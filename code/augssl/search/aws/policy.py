@@ -73,6 +73,18 @@ def pair_counts(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     return torch.bincount(flat, minlength=NUM_PAIRS).view(NUM_OPERATIONS, NUM_OPERATIONS)
 
 
+def draw_sub_policies(
+    joint: torch.Tensor, count: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """`count` pairs drawn from `joint` (with replacement), as their (36, 36) int64 histogram on
+    the CPU: a policy of a few sub-policies, as AutoAugment's controller samples one; divided by
+    `count`, it is the joint distribution a fine-tuning with those pairs draws from."""
+    if count < 1:
+        raise ValueError(f"a policy needs at least one sub-policy, got {count}")
+    first, second = _sample_from_joint(joint, count, generator, "cpu")
+    return pair_counts(first, second)
+
+
 def _sample_from_joint(
     joint: torch.Tensor, count: int, generator: torch.Generator | None, device: torch.device | str
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,12 +20,13 @@ from augssl.engine.optim import build_optimizer, build_scheduler
 from augssl.engine.session import Session, available_cores
 from augssl.engine.tracking import RunTracker
 from augssl.engine.trainer import NonFiniteLossError, TrainingLoop
-from augssl.search.aws.policy import PairPolicyTransform, pair_counts
+from augssl.search.aws.policy import PairPolicyTransform, draw_sub_policies, pair_counts
 from augssl.search.aws.shared_weights import ForkedModel, best_mean_reward, fork_model
 from augssl.search.aws.space import NUM_OPERATIONS
 from augssl.search.aws.training_step import PairAugment, pair_step
 
 VALIDATION_BATCH_SIZE = 512
+_SUB_POLICY_STREAM = 1  # keeps the draw of an evaluation's sub-policies apart from its training
 
 
 class EvaluationTask(NamedTuple):
@@ -38,7 +39,10 @@ class EvaluationResult(NamedTuple):
     index: int
     reward: float
     accuracies: list[float]  # validation accuracy after each fine-tuning epoch
-    pair_counts: torch.Tensor  # (36, 36) int64 on the CPU
+    pair_counts: torch.Tensor  # (36, 36) int64 on the CPU: the pairs the images received
+    # (36, 36) int64: the pairs drawn from the policy, which its PPO update credits; the images'
+    # own pairs, or the evaluation's sub-policies (`sub_policies_per_evaluation`)
+    drawn_pairs: torch.Tensor
     weight_shift: float  # |w_copy - w_shared| / |w_shared| over the parameters
     seconds: float
 
@@ -112,13 +116,27 @@ class PolicyEvaluator:
         start = time.perf_counter()
         device = self.session.device
         devices = [torch.cuda.current_device()] if device.type == "cuda" else []
+        seed = self.session.config.seed
+        drawn = self._sub_policies(joint, task)
         with torch.random.fork_rng(devices=devices), intra_op_threads(self.threads):
-            torch.manual_seed(derived_seed(self.session.config.seed, task.loop, task.index))
+            torch.manual_seed(derived_seed(seed, task.loop, task.index))
             fork = fork_model(self.shared_model, self._optimizer_on)
-            accuracies, counts = self._fine_tune(fork, PairPolicyTransform(joint), task)
+            policy = joint if drawn is None else drawn.double() / drawn.sum()
+            accuracies, counts = self._fine_tune(fork, PairPolicyTransform(policy), task)
         return EvaluationResult(task.loop, task.index, best_mean_reward(accuracies), accuracies,
-                                counts, relative_change(fork.model, self.shared_model),
+                                counts, counts if drawn is None else drawn,
+                                relative_change(fork.model, self.shared_model),
                                 time.perf_counter() - start)
+
+    def _sub_policies(self, joint: torch.Tensor, task: EvaluationTask) -> torch.Tensor | None:
+        """The pairs this evaluation fine-tunes with, drawn from the policy, when it tests a
+        policy of a few sub-policies (None: each image draws from the whole policy)."""
+        count = self.session.config.sub_policies_per_evaluation
+        if not count:
+            return None
+        generator = torch.Generator().manual_seed(
+            derived_seed(self.session.config.seed, task.loop, task.index, _SUB_POLICY_STREAM))
+        return draw_sub_policies(joint, count, generator)
 
     def _fine_tune(self, fork: ForkedModel, transform: PairPolicyTransform,
                    task: EvaluationTask):
