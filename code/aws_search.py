@@ -11,11 +11,21 @@ towards the pairs sampled by the evaluations that beat the reward baseline. The 
 loop are independent: they run one after the other in this process, or on Ray workers
 (`executor=ray`).
 
+Which pairs an evaluation tests: by default each image of its fine-tuning draws from the whole
+policy, as the spec reads the paper, and the update spreads the reward over those pairs. A
+departure, on by `sub_policies_per_evaluation=K`: the evaluation draws K pairs from the policy
+(AutoAugment's controller samples policies of 5 sub-policies) and fine-tunes with them alone, and
+the update credits its reward to them. With per-image draws, the evaluations of a loop see the
+same mix of the 1296 pairs, so their rewards differ by noise alone and a search of tens of loops
+cannot move the policy; with a few pairs each, they differ by what those pairs do.
+
     python code/aws_search.py CIFAR10 wideresnet --params "num_epochs=100;search_loops=100"
 
 The search run leaves policy.json (read it back with `augssl.search.aws.load_policy`),
 policy_heatmap.png, policy_entropy.png, shared_weights.pt (the weights every evaluation starts
-from) and summary.json; each evaluation is a child run with its reward and the pairs it sampled.
+from) and summary.json (with, per operation, the share of the policy's pairs that apply it and
+the mean reward of the evaluations that did and did not); each evaluation is a child run with
+its reward and the pairs it sampled.
 """
 
 from __future__ import annotations
@@ -53,6 +63,11 @@ from augssl.search.aws import (
 )
 from augssl.search.aws.child_runs import discard_unfinished_loop, log_evaluations
 from augssl.search.aws.executors import EXECUTORS, import_ray, open_executor
+from augssl.search.aws.operation_summary import (
+    operation_rewards,
+    operation_usage,
+    operations_applied,
+)
 from augssl.search.aws.policy_evaluation import EvaluationTask, validation_batches
 from augssl.search.aws.training_step import PairAugment, pair_step
 
@@ -157,7 +172,8 @@ def reward_std_error(rewards: list[float]) -> float | None:
 class SearchProgress:
     """Where the search stands, checkpointed with the shared weights: whether stage 1 is over,
     the policy with its PPO state (Adam, reward baseline), the loops finished, the entropy
-    before any loop and after each, and each loop's reward standard error."""
+    before any loop and after each, each loop's reward standard error, and every evaluation's
+    credited operations with its reward."""
 
     def __init__(self, ppo: PolicyPPO):
         self.ppo = ppo
@@ -166,13 +182,16 @@ class SearchProgress:
         with torch.no_grad():
             self.entropies = [float(ppo.policy.entropy())]
         self.reward_std_errors: list[float] = []
+        self.evaluations: list[tuple[list[str], float]] = []
 
     @property
     def policy(self) -> PairPolicy:
         return self.ppo.policy
 
-    def record(self, stats: dict, std_error: float | None) -> None:
+    def record(self, stats: dict, std_error: float | None,
+               evaluations: list[tuple[list[str], float]]) -> None:
         self.finished_loops += 1
+        self.evaluations.extend(evaluations)
         self.entropies.append(stats["entropy"])
         if std_error is not None:
             self.reward_std_errors.append(std_error)
@@ -180,7 +199,8 @@ class SearchProgress:
     def state_dict(self) -> dict:
         return {"ppo": self.ppo.state_dict(), "stage1_finished": self.stage1_finished,
                 "finished_loops": self.finished_loops, "entropies": list(self.entropies),
-                "reward_std_errors": list(self.reward_std_errors)}
+                "reward_std_errors": list(self.reward_std_errors),
+                "evaluations": [[list(ops), reward] for ops, reward in self.evaluations]}
 
     def load_state_dict(self, state: dict) -> None:
         self.ppo.load_state_dict(state["ppo"])
@@ -189,6 +209,9 @@ class SearchProgress:
         self.entropies = [float(value) for value in state["entropies"]]
         # checkpoints written before the standard errors were kept have none
         self.reward_std_errors = [float(v) for v in state.get("reward_std_errors", [])]
+        # and none of the evaluations' operations before those were
+        self.evaluations = [([str(op) for op in ops], float(reward))
+                            for ops, reward in state.get("evaluations", [])]
 
 
 def save_search_checkpoint(loop: TrainingLoop, number: int) -> None:
@@ -244,7 +267,8 @@ def run_search(session: Session, loop: TrainingLoop, progress: SearchProgress, e
         stats = progress.ppo.update([PolicyEvaluation(r.drawn_pairs, r.reward) for r in results])
         rewards = [result.reward for result in results]
         std_error = reward_std_error(rewards)
-        progress.record(stats, std_error)
+        progress.record(stats, std_error, [(operations_applied(r.drawn_pairs), r.reward)
+                                           for r in results])
         log_evaluations(run_id, experiment_id, results)
         log_loop(session, progress, stats, rewards, std_error)
         save_search_checkpoint(loop, stage1_steps + progress.finished_loops)
@@ -261,16 +285,25 @@ def write_search_outputs(session: Session, loop: TrainingLoop, progress: SearchP
     tracker.log_figure(plot_entropy_curve(progress.entropies), "policy_entropy.png")
     top = progress.policy.top_k(min(5, c.top_k))
     errors = progress.reward_std_errors
+    usage = operation_usage(progress.policy.joint())
+    uniform = operation_usage(PairPolicy().joint())
     summary = {"run_id": tracker.run_id, "search_loops": progress.finished_loops,
                "policy_entropy": progress.entropies[-1],
                "mean_reward_std_error": statistics.fmean(errors) if errors else None,
                "stage1_best_validation_accuracy": loop.best_accuracy,
-               "top_sub_policies": [sub._asdict() for sub in top], "wall_time_s": wall_time}
+               "top_sub_policies": [sub._asdict() for sub in top],
+               "operation_usage": {op: {"learned": share, "uniform": uniform[op]}
+                                   for op, share in usage.items()},
+               "operation_rewards": operation_rewards(progress.evaluations),
+               "wall_time_s": wall_time}
     tracker.path("summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     tracker.log_hparams(c, summary, progress.finished_loops)
     listed = ", ".join(f"{sub.first} -> {sub.second} ({sub.probability:.4f})" for sub in top)
     print(f"{ENTRY}: policy of run {tracker.run_id} after {progress.finished_loops} loops; most "
           f"probable: {listed}")
+    shares = ", ".join(f"{op} {share:.3f} ({uniform[op]:.3f})" for op, share in
+                       sorted(usage.items(), key=lambda item: item[1] / uniform[item[0]]))
+    print(f"{ENTRY}: share of the policy's pairs applying each operation (uniform): {shares}")
 
 
 def training(local_rank: int, config: AwsSearchConfig) -> None:

@@ -23,6 +23,7 @@ from augssl.engine.trainer import NonFiniteLossError
 from augssl.search.aws import NUM_PAIRS, PairPolicy, load_policy
 from augssl.search.aws.child_runs import EVALUATION_TAG, LOOP_TAG
 from augssl.search.aws.executors import InProcessEvaluations, open_executor
+from augssl.search.aws.operation_summary import operation_usage
 from augssl.search.aws.policy_evaluation import EvaluationTask, PolicyEvaluator, evaluation_threads
 
 from .helpers import ROOT, all_runs, needs_fashion_mnist, run_script, tiny
@@ -118,6 +119,10 @@ def test_search_logs_policy_figures_and_one_child_run_per_evaluation(tracking):
     assert [m.step for m in errors] == [1, 2]
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["mean_reward_std_error"] == pytest.approx(sum(m.value for m in errors) / 2)
+    uniform = operation_usage(PairPolicy().joint().detach())
+    assert summary["operation_usage"] == {
+        op: {"learned": pytest.approx(share), "uniform": pytest.approx(uniform[op])}
+        for op, share in operation_usage(joint).items()}
 
     # the shared weights the evaluations forked are still those stage 1 ended with
     shared = torch.load(folder / "shared_weights.pt", weights_only=True)["model"]
@@ -130,7 +135,8 @@ def test_search_logs_policy_figures_and_one_child_run_per_evaluation(tracking):
 
 def test_a_crashed_search_resumes_where_it_stopped_in_the_same_run(tracking, monkeypatch):
     # checkpoint_every=3: stage 1's periodic checkpoint falls on its last iteration
-    config = lambda **more: _config(checkpoint_every=STAGE1_STEPS, **more)  # noqa: E731
+    config = lambda **more: _config(checkpoint_every=STAGE1_STEPS,  # noqa: E731
+                                    sub_policies_per_evaluation=2, **more)
     with monkeypatch.context() as patch:
         patch.setattr(aws_search, "save_shared_weights", _crash("at the end of stage 1"))
         with pytest.raises(SimulatedCrash):
@@ -171,6 +177,16 @@ def test_a_crashed_search_resumes_where_it_stopped_in_the_same_run(tracking, mon
     assert (_artifacts(resumed) / "shared_weights.pt").is_file()
     summary = json.loads((_artifacts(resumed) / "summary.json").read_text())
     assert summary["search_loops"] == 2
+    # the operations' rewards count the evaluations of both loops, the one before the crash too
+    applied = [{pair[key].split("@")[0] for pair in json.loads(
+        (_artifacts(child) / "pair_counts.json").read_text())["credited"]
+        for key in ("first", "second")} for child in children]
+    rewards = {child.data.metrics["reward"]: ops for child, ops in zip(children, applied)}
+    for op, stats in summary["operation_rewards"].items():
+        with_op = [reward for reward, ops in rewards.items() if op in ops]
+        assert stats["evaluations_with"] == len(with_op)
+        assert stats["with"] == pytest.approx(statistics.fmean(with_op))
+    assert summary["operation_rewards"]  # 2 pairs per evaluation: not every op in every one
 
 
 def _crash(where: str):
