@@ -12,8 +12,8 @@ loop are independent: they run one after the other in this process, or on Ray wo
 (`executor=ray`).
 
 Which pairs an evaluation tests: by default each image of its fine-tuning draws from the whole
-policy, as the spec reads the paper, and the update spreads the reward over those pairs. A
-departure, on by `sub_policies_per_evaluation=K`: the evaluation draws K pairs from the policy
+policy, and the update spreads the reward over those pairs. A departure from that reading of the
+paper, on by `sub_policies_per_evaluation=K`: the evaluation draws K pairs from the policy
 (AutoAugment's controller samples policies of 5 sub-policies) and fine-tunes with them alone, and
 the update credits its reward to them. With per-image draws, the evaluations of a loop see the
 same mix of the 1296 pairs, so their rewards differ by noise alone and a search of tens of loops

@@ -116,10 +116,9 @@ class PolicyEvaluator:
         start = time.perf_counter()
         device = self.session.device
         devices = [torch.cuda.current_device()] if device.type == "cuda" else []
-        seed = self.session.config.seed
         drawn = self._sub_policies(joint, task)
         with torch.random.fork_rng(devices=devices), intra_op_threads(self.threads):
-            torch.manual_seed(derived_seed(seed, task.loop, task.index))
+            torch.manual_seed(derived_seed(self.session.config.seed, task.loop, task.index))
             fork = fork_model(self.shared_model, self._optimizer_on)
             policy = joint if drawn is None else drawn.double() / drawn.sum()
             accuracies, counts = self._fine_tune(fork, PairPolicyTransform(policy), task)
