@@ -210,3 +210,23 @@ def test_available_cores_falls_back_to_the_machine_count_where_the_os_has_no_aff
     monkeypatch.delattr(session.os, "sched_getaffinity")
     monkeypatch.setattr(session.os, "cpu_count", lambda: 6)
     assert session.available_cores() == 6
+
+
+@pytest.mark.parametrize("channels", (1, 3))
+def test_the_sessions_model_trains_channels_last_with_the_contiguous_models_outputs(channels):
+    bundle = SimpleNamespace(image_size=28, channels=channels, flip=True, mean=(0.5,) * channels,
+                             classes=tuple(range(10)))
+    torch.manual_seed(0)
+    fast = _session(bundle).create_model()
+    torch.manual_seed(0)
+    plain = _session(bundle, "channels_last=false").create_model()
+    def last_conv_weight(model):  # the first one's single input channel is either order
+        return [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1].weight
+
+    assert last_conv_weight(fast).is_contiguous(memory_format=torch.channels_last)
+    assert not last_conv_weight(plain).is_contiguous(memory_format=torch.channels_last)
+    images = torch.randn(8, channels, 28, 28)
+    torch.testing.assert_close(fast(images), plain(images), rtol=1e-4, atol=1e-5)
+    # the features a linear layer reads are in the same order in both
+    torch.testing.assert_close(fast.forward_features(images), plain.forward_features(images),
+                               rtol=1e-4, atol=1e-5)

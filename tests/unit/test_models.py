@@ -60,7 +60,7 @@ def _parameter_count(model: nn.Module) -> int:
 
 def test_model_names_cover_every_requested_family():
     assert set(MODEL_NAMES) == {
-        "smallcnn", "fastresnet", "wideresnet", "wideresnet28-2", "wideresnet28-10",
+        "smallcnn", "smallcnn2x", "fastresnet", "wideresnet", "wideresnet28-2", "wideresnet28-10",
         "wideresnet40-2",
         "resnet18", "resnet50", "shakeshake26_2x32d", "shakeshake26_2x96d", "shakeshake26_2x112d",
         "pyramidnet", "pyramidnet272",
@@ -128,6 +128,14 @@ def test_parameter_counts_match_published_sizes(name):
 
 def test_smallcnn_stays_small():
     assert _parameter_count(build_model("smallcnn", 10, in_channels=1)) < 1_000_000
+
+
+def test_smallcnn2x_doubles_every_block():
+    small, wide = (build_model(name, 10, in_channels=1) for name in ("smallcnn", "smallcnn2x"))
+    widths = [[conv.out_channels for conv in model.modules() if isinstance(conv, nn.Conv2d)]
+              for model in (small, wide)]
+    assert widths == [[32, 64, 128], [64, 128, 256]]
+    assert wide.feature_dim == 2 * small.feature_dim
 
 
 def test_shake_shake_is_random_in_training_and_deterministic_in_eval():

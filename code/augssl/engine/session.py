@@ -95,7 +95,13 @@ class Session:
     def create_model(self, **options) -> torch.nn.Module:
         model = build_model(self.config.network, num_classes=self.num_classes,
                             in_channels=self.bundle.channels, **options)
-        return idist.auto_model(model.to(self.device))
+        model = model.to(self.device)
+        if self.config.channels_last:
+            # the convolutions' weights in NHWC order make the convolution and pooling kernels
+            # run in that order too, and their outputs with them; one-channel images are the
+            # same bytes in either order, colour ones are reordered by the first convolution
+            model = model.to(memory_format=torch.channels_last)
+        return idist.auto_model(model)
 
     def preparer(self, augment=None) -> BatchPreparer:
         return BatchPreparer(self.bundle.mean, self.bundle.std, self.device, augment,

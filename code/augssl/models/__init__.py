@@ -42,6 +42,7 @@ class _Variant:
 
 _REGISTRY: dict[str, _Variant] = {
     "smallcnn": _Variant(SmallCNN),
+    "smallcnn2x": _Variant(SmallCNN, {"width": 64}),
     "fastresnet": _Variant(FastResNet),
     "wideresnet": _Variant(WideResNet),
     "wideresnet28-2": _Variant(WideResNet, {"depth": 28, "width": 2}),
