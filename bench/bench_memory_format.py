@@ -21,13 +21,9 @@ import augssl  # noqa: E402,F401  (first: it sets the OpenMP wait policy before 
 
 # isort: split
 
-import ignite.distributed as idist  # noqa: E402
-from ignite.engine import Engine  # noqa: E402
-
 import fixmatch  # noqa: E402
 from augssl.config import parse_params  # noqa: E402
 from augssl.data.loaders import cycle  # noqa: E402
-from augssl.engine.optim import build_optimizer, weight_decay_groups  # noqa: E402
 from augssl.engine.session import open_session  # noqa: E402
 
 PARAMS = "num_labelled_samples=100;num_validation_samples=1000;batch_size=16;mu=7"
@@ -36,19 +32,8 @@ PARAMS = "num_labelled_samples=100;num_validation_samples=1000;batch_size=16;mu=
 def fixmatch_trainer(network: str, channels_last: bool, steps: int):
     config = parse_params(f"{PARAMS};channels_last={str(channels_last).lower()}",
                           fixmatch.FixmatchConfig, dataset="FashionMNIST", network=network)
-    session = open_session("bench", config)
-    model = session.create_model()
-    optimizer = idist.auto_optim(build_optimizer(config, weight_decay_groups(model)))
-    train = session.bundle.train
-    labelled, (labelled_augment,) = session.batches(
-        train, session.splits.labelled, config.batch_size, train=True, policies=(config.policy,))
-    unlabelled, (weak, strong) = session.batches(
-        train, session.splits.unlabelled, config.mu * config.batch_size, train=True,
-        policies=(config.policy, config.strong_policy), stream=1)
-    prepare = {fixmatch.LABELLED: session.preparer(labelled_augment),
-               fixmatch.WEAK: session.preparer(weak), fixmatch.STRONG: session.preparer(strong)}
-    trainer = Engine(fixmatch.make_fixmatch_step(model, optimizer, session.precision, config,
-                                                 cycle(unlabelled), prepare))
+    parts = fixmatch.build_parts(open_session("bench", config), config)
+    trainer, labelled = parts.trainer, parts.labelled
     trainer.run(cycle(labelled), max_epochs=1, epoch_length=3)  # warm-up
     return trainer, labelled
 

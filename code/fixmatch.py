@@ -117,8 +117,18 @@ def make_fixmatch_step(model, optimizer, precision, config: FixmatchConfig, unla
     return step
 
 
-def training(local_rank: int, config: FixmatchConfig) -> None:
-    session = open_session(ENTRY, config)
+@dataclass(frozen=True)
+class FixmatchParts:
+    trainer: Engine
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    labelled: object
+    unlabelled: object
+    strong: object  # the strong view's device augmentation (None on DataLoader workers)
+
+
+def build_parts(session, config: FixmatchConfig) -> FixmatchParts:
+    """The model, its optimiser, the batch streams and the engine running the FixMatch step."""
     model = session.create_model()
     optimizer = idist.auto_optim(build_optimizer(config, weight_decay_groups(model)))
     train = session.bundle.train
@@ -127,15 +137,22 @@ def training(local_rank: int, config: FixmatchConfig) -> None:
     unlabelled, (weak, strong) = session.batches(
         train, session.splits.unlabelled, config.mu * config.batch_size, train=True,
         policies=(config.policy, config.strong_policy), stream=1)
-    epoch_length = config.epoch_length or len(labelled)
-    scheduler = build_scheduler(config, optimizer, config.num_epochs * epoch_length)
     prepare = {LABELLED: session.preparer(labelled_augment), WEAK: session.preparer(weak),
                STRONG: session.preparer(strong)}
     trainer = Engine(make_fixmatch_step(model, optimizer, session.precision, config,
                                         cycle(unlabelled), prepare))
-    fit(session, trainer, model=model, optimizer=optimizer, scheduler=scheduler,
-        data=labelled, epoch_length=epoch_length, streams={"unlabelled": unlabelled},
-        examples=lambda: augmented_examples(unlabelled, strong,
+    return FixmatchParts(trainer, model, optimizer, labelled, unlabelled, strong)
+
+
+def training(local_rank: int, config: FixmatchConfig) -> None:
+    session = open_session(ENTRY, config)
+    parts = build_parts(session, config)
+    epoch_length = config.epoch_length or len(parts.labelled)
+    scheduler = build_scheduler(config, parts.optimizer, config.num_epochs * epoch_length)
+    fit(session, parts.trainer, model=parts.model, optimizer=parts.optimizer,
+        scheduler=scheduler, data=parts.labelled, epoch_length=epoch_length,
+        streams={"unlabelled": parts.unlabelled},
+        examples=lambda: augmented_examples(parts.unlabelled, parts.strong,
                                             session.preparer().generator_for(0), session.device,
                                             view_index=1))
 
