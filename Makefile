@@ -37,4 +37,4 @@ bench: $(STAMP) data
 	$(PY) bench/run_all.py
 
 clean-runs:
-	rm -rf mlruns mlflow.db
+	rm -rf mlruns mlflow.db mlflow.db.lock

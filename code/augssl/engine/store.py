@@ -4,16 +4,16 @@ MLflow creates and migrates a SQLite store's tables the first time a process ope
 that do so at the same time break each other's migration (alembic: "Online migration expected to
 match one row"), and the ones that lose die before making a run: runs started together on a fresh
 clone, whose default store is ./mlflow.db, did. Entries and sweeps open the store through
-``ready_store`` first, which holds an exclusive lock on the store's folder while it opens it:
-the first process makes the tables, the others find them made. Other stores (a server, a folder)
-need nothing.
+``ready_store`` first, which holds an exclusive lock (the file ``<store>.lock`` beside it, through
+``filelock``: on Linux, macOS and Windows alike) while it opens it: the first process makes the
+tables, the others find them made. Other stores (a server, a folder) need nothing.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 from pathlib import Path
+
+from filelock import FileLock
 
 
 def sqlite_store_path(tracking_uri: str) -> Path | None:
@@ -33,11 +33,11 @@ def ready_store() -> None:
     path = sqlite_store_path(mlflow.get_tracking_uri())
     if path is None:
         return
-    folder = path.resolve().parent
-    folder.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
+    path.resolve().parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(store_lock_path(path)):
         mlflow.MlflowClient().search_experiments(max_results=1)
-    finally:
-        os.close(descriptor)  # closing releases the lock
+
+
+def store_lock_path(store: Path) -> Path:
+    """The lock file that ``ready_store`` holds while it opens ``store``."""
+    return store.with_name(store.name + ".lock")
