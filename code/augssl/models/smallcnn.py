@@ -3,7 +3,7 @@
 Three conv-BN-ReLU-maxpool blocks (``width``, 2 ``width`` and 4 ``width``
 channels; 32, 64, 128 by default), adaptive average pooling to a 3x3 grid, then
 a linear layer: about 104k parameters for 10 classes at width 32, 4 times as
-many and about 3.5 times the CPU time per step at width 64 (``smallcnn2x``).
+many and about 2.8 times the CPU time of a FixMatch step at width 64 (``smallcnn2x``).
 On 28x28 inputs the pooled grid is exactly the last 3x3 map, so the
 classifier still sees where features are (global pooling to 1x1 cost about 4
 points of Fashion-MNIST accuracy after one epoch); the adaptive pool makes
