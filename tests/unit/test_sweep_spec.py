@@ -237,7 +237,8 @@ SPEC_TRIALS = {"fashion_mnist_train": 30, "fashion_mnist_train_longer": 2,
                "fashion_mnist_uda": 9, "fashion_mnist_realmix": 15, "fashion_mnist_mismatch": 16,
                "fashion_mnist_autodo": 45, "fashion_mnist_aws": 16,
                "fashion_mnist_ssl": 27, "fashion_mnist_ssl_longer": 4,
-               "fashion_mnist_ssl_same_labels": 18, "fashion_mnist_ssl_wider": 6}
+               "fashion_mnist_ssl_same_labels": 18, "fashion_mnist_ssl_wider": 6,
+               "fashion_mnist_ssl_same_labels_longer": 18}
 
 
 @pytest.mark.parametrize("name, count", SPEC_TRIALS.items())
