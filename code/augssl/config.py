@@ -174,7 +174,7 @@ def parse_params(text: str, config_cls: type, presets_dir: Path | None = None, *
     hints = typing.get_type_hints(config_cls)
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     values: dict[str, Any] = {}
-    given_as: dict[str, str] = {}
+    given_as: dict[str, str] = {}  # each parameter's first "key=value", as the user wrote it
     pairs = split_params(text)
     presets = [value for key, value in pairs if key == PRESET_KEY]
     if presets and presets_dir is not None and PRESET_KEY in accepted:
@@ -189,9 +189,9 @@ def parse_params(text: str, config_cls: type, presets_dir: Path | None = None, *
                               f"Run with --help-params to list the parameters of this entry.")
         name = accepted[key]
         if name in given_as:
-            raise ConfigError(f"parameter '{name}' is given twice (as '{given_as[name]}' and "
-                              f"'{key}'): give it once.")
-        given_as[name] = key
+            raise ConfigError(f"parameter '{name}' is given twice ({given_as[name]} and "
+                              f"{key}={raw}): give it once.")
+        given_as[name] = f"{key}={raw}"
         try:
             value = _convert(raw, hints[name])
         except ValueError:

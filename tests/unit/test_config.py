@@ -62,8 +62,9 @@ def test_unknown_key_names_the_closest_valid_key():
     ("criterion=KLD", r"criterion='KLD' is not allowed: expected one of KL, MSE.*'KL'"),
     ("batch_size", r"not of the form key=value"),
     ("=3", r"not of the form key=value"),
-    ("batch_size=1;batch_size=2", r"given twice"),
-    ("with_TSA=1;tsa=0", r"given twice"),
+    ("batch_size=1;batch_size=2",
+     r"parameter 'batch_size' is given twice \(batch_size=1 and batch_size=2\): give it once"),
+    ("with_TSA=1;tsa=0", r"parameter 'with_TSA' is given twice \(with_TSA=1 and tsa=0\)"),
 ])
 def test_bad_values_are_refused_with_the_key_the_value_and_what_is_expected(text, expected):
     with pytest.raises(ConfigError, match=expected):
