@@ -5,6 +5,8 @@ truthfully (FINISHED or FAILED)."""
 from __future__ import annotations
 
 import argparse
+import functools
+import gc
 import os
 import sys
 from pathlib import Path
@@ -104,10 +106,25 @@ def _train(entry: str, training: Callable, config) -> None:
             # nproc_per_node=1 with a backend: the processes were started by torchrun
             spawn = config.nproc_per_node if config.nproc_per_node > 1 else None
             with idist.Parallel(backend=config.backend, nproc_per_node=spawn) as parallel:
-                parallel.run(training, config)
+                parallel.run(functools.partial(train_and_release, training), config)
         else:
             training(0, config)
     except (NonFiniteLossError, ConfigError, FileNotFoundError) as error:
         # expected failures: the run is already marked FAILED; a traceback would only hide this
         print(f"{entry}: run failed: {error}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def train_and_release(training: Callable, local_rank: int, config) -> None:
+    """``training(local_rank, config)`` in a process of a group, then free what it left in
+    reference cycles, before the launcher destroys the group.
+
+    The group's threads live as long as anything holds it, and the DDP model sits in the
+    trainer's handler cycles until a collection. Left to the interpreter's exit, a gloo worker
+    that dropped the last reference to a tensor there aborted the process ("terminate called
+    without an active exception"), at random, on the rank that finished first. Collecting here lets
+    the group's destruction join its threads while the interpreter still runs."""
+    try:
+        training(local_rank, config)
+    finally:
+        gc.collect()
