@@ -1,5 +1,6 @@
 """End to end: the `train` entry through `mlflow run` and directly, on real Fashion-MNIST."""
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -144,9 +145,17 @@ def test_augmentation_in_pil_workers_and_bf16_autocast_train_too(tracking):
     assert run.data.metrics["test/accuracy"] > 0.3
 
 
-def test_two_processes_with_gloo_on_the_cpu(tracking):
-    run_script(tracking, "code/train.py", "FashionMNIST", "smallcnn", "--params",
-               tiny(backend="gloo", nproc_per_node=2))
+def test_two_processes_with_gloo_on_the_cpu_beside_another_group(tracking):
+    """The spawned group meets on a port of its own: another group on this machine holding the
+    launcher's default port (2222) made the run fail with EADDRINUSE."""
+    with socket.socket() as other_group:
+        try:
+            other_group.bind(("127.0.0.1", 2222))
+            other_group.listen()
+        except OSError:
+            pass  # something else holds the port already: the case under test
+        run_script(tracking, "code/train.py", "FashionMNIST", "smallcnn", "--params",
+                   tiny(backend="gloo", nproc_per_node=2))
     (run,) = all_runs()
     assert run.info.status == "FINISHED"
     assert run.data.params["nproc_per_node"] == "2"

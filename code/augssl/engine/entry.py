@@ -8,6 +8,7 @@ import argparse
 import functools
 import gc
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Callable
@@ -105,7 +106,11 @@ def _train(entry: str, training: Callable, config) -> None:
         if config.backend:
             # nproc_per_node=1 with a backend: the processes were started by torchrun
             spawn = config.nproc_per_node if config.nproc_per_node > 1 else None
-            with idist.Parallel(backend=config.backend, nproc_per_node=spawn) as parallel:
+            # a group spawned here meets on a free port, not ignite's fixed 2222 that another
+            # group on this machine may hold; torchrun's processes meet where torchrun says
+            port = free_local_port() if spawn else None
+            with idist.Parallel(backend=config.backend, nproc_per_node=spawn,
+                                master_port=port) as parallel:
                 parallel.run(functools.partial(train_and_release, training), config)
         else:
             training(0, config)
@@ -113,6 +118,13 @@ def _train(entry: str, training: Callable, config) -> None:
         # expected failures: the run is already marked FAILED; a traceback would only hide this
         print(f"{entry}: run failed: {error}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def free_local_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def train_and_release(training: Callable, local_rank: int, config) -> None:
