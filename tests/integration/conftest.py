@@ -1,6 +1,5 @@
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -9,6 +8,8 @@ from pathlib import Path
 
 import mlflow
 import pytest
+
+from augssl.engine.entry import free_local_port
 
 
 @pytest.fixture
@@ -24,18 +25,12 @@ def tracking(tmp_path, monkeypatch):
     mlflow.set_tracking_uri(None)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     """A tracking server as a team runs one (sqlite backend, artifacts served over HTTP) on
     127.0.0.1 and a free port, for the tests of one module; yields its URI."""
     folder = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
+    port = free_local_port()
     log = (folder / "server.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
